@@ -1,0 +1,93 @@
+"""Registry of the networks: ``build(name, weights=..., seed=0)`` and ``list_networks()``.
+
+Each entry names the module and builder function that makes it, so a network's
+code is only imported when it is built. Builders take ``weights`` (``'random'``,
+a path to a checkpoint in the network's original format, or a converted
+``*.weights.h5`` file) and ``seed`` (random initialisation) and return a
+:class:`~model_metamers.networks.base.MetamerNetwork`.
+"""
+
+import importlib
+
+from model_metamers.networks.base import MetamerNetwork, UnknownLayerError
+
+# name: (module, builder function, modality, one-line description)
+_NETWORKS = {
+    'word_aliased': ('model_metamers.networks.audio_cnn', 'build_word_aliased', 'audio',
+                     'word-trained CNN of Table S2 (strided convs, max-pooling)'),
+    'word_reduced_aliasing': ('model_metamers.networks.audio_cnn', 'build_word_reduced_aliasing',
+                              'audio', 'word-trained CNN with Hanning pooling (Table S3)'),
+    'word_reduced_aliasing_random': ('model_metamers.networks.audio_cnn',
+                                     'build_word_reduced_aliasing_random', 'audio',
+                                     'the reduced-aliasing architecture, untrained'),
+    'audioset_reduced_aliasing': ('model_metamers.networks.audio_cnn',
+                                  'build_audioset_reduced_aliasing', 'audio',
+                                  'reduced-aliasing CNN trained on AudioSet (517 labels)'),
+    'word_audioset_reduced_aliasing': ('model_metamers.networks.audio_cnn',
+                                       'build_word_audioset_reduced_aliasing', 'audio',
+                                       'reduced-aliasing CNN with word and AudioSet heads'),
+    'vgg_19': ('model_metamers.networks.vgg', 'build_vgg_19', 'image',
+               'VGG-19, TF-Slim ImageNet checkpoint'),
+    'inception_v3': ('model_metamers.networks.inception_v3', 'build_inception_v3', 'image',
+                     'Inception-V3, TF-Slim ImageNet checkpoint'),
+    'resnet_v2_101': ('model_metamers.networks.resnet_v2', 'build_resnet_v2_101', 'image',
+                      'ResNet-101-V2, TF-Slim ImageNet checkpoint'),
+}
+
+
+class UnknownNetworkError(ValueError):
+    """A network name that is not registered."""
+
+
+def register(name, module, builder, modality, description):
+    """Add a network to the registry (for networks defined outside this package)."""
+    _NETWORKS[name] = (module, builder, modality, description)
+
+
+def list_networks(modality=None):
+    """Registered network names, optionally only ``'audio'`` or ``'image'`` ones."""
+    return [n for n, entry in _NETWORKS.items() if modality is None or entry[2] == modality]
+
+
+def describe_networks():
+    """``{name: (modality, description)}`` of every registered network."""
+    return {n: (entry[2], entry[3]) for n, entry in _NETWORKS.items()}
+
+
+def modality_of(name):
+    """``'audio'`` or ``'image'`` for a registered network, without building it."""
+    return _entry(name)[2]
+
+
+def _entry(name):
+    if name not in _NETWORKS:
+        raise UnknownNetworkError('unknown network %r; registered networks: %s'
+                                  % (name, ', '.join(_NETWORKS)))
+    return _NETWORKS[name]
+
+
+def get_builder(name):
+    """The builder function of a registered network."""
+    module, builder = _entry(name)[:2]
+    return getattr(importlib.import_module(module), builder)
+
+
+def build(name, weights='random', seed=0, **kwargs):
+    """Build a registered network.
+
+    Args:
+      name: one of :func:`list_networks`.
+      weights: ``'random'`` (seeded initialisation), a path to a checkpoint in the
+        network's original format (TF1 / TF-Slim checkpoint prefix), or a path to
+        a converted ``*.weights.h5`` file.
+      seed: seed of the random initialisation (``weights='random'``).
+      **kwargs: options of the network's builder.
+
+    Returns:
+      A :class:`MetamerNetwork`.
+    """
+    return get_builder(name)(weights=weights, seed=seed, **kwargs)
+
+
+__all__ = ['MetamerNetwork', 'UnknownLayerError', 'UnknownNetworkError', 'build',
+           'describe_networks', 'get_builder', 'list_networks', 'modality_of', 'register']

@@ -1,0 +1,108 @@
+"""Where weights come from: the ``weights`` argument of ``build()`` and checkpoint folders."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from model_metamers import weights_io
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing or does not fit the network."""
+
+
+def checkpoint_dir():
+    """Folder for published / converted checkpoints.
+
+    ``$MODEL_METAMERS_CHECKPOINT_DIR`` if set, else the ``checkpoints/`` folder of
+    the source checkout, else ``./checkpoints``.
+    """
+    env = os.environ.get('MODEL_METAMERS_CHECKPOINT_DIR')
+    if env:
+        return env
+    candidate = os.path.join(_PACKAGE_PARENT, 'checkpoints')
+    if os.path.isdir(candidate):
+        return candidate
+    return os.path.abspath('checkpoints')
+
+
+def default_weights_path(network_name):
+    """``<checkpoint_dir>/<network>.weights.h5``, the converted file ``build`` looks for."""
+    return os.path.join(checkpoint_dir(), '%s.weights.h5' % network_name)
+
+
+def is_tf_checkpoint(path):
+    """True for a TF checkpoint prefix (``<prefix>.index`` exists) or a folder holding one."""
+    if os.path.isdir(path):
+        return tf.train.latest_checkpoint(path) is not None
+    return os.path.exists(path + '.index')
+
+
+def weights_kind(weights, network_name, original_format):
+    """Classify a ``weights`` argument.
+
+    Returns ``('random', None)``, ``('h5', path)`` or ``('checkpoint', prefix)``.
+    Raises :class:`CheckpointError` with where to put / how to get the file when
+    the path does not exist.
+    """
+    if weights is None or weights == 'random':
+        return 'random', None
+    if weights == 'default':
+        weights = default_weights_path(network_name)
+    path = os.path.expanduser(str(weights))
+    if path.endswith('.h5') and os.path.isfile(path):
+        return 'h5', path
+    if is_tf_checkpoint(path):
+        if os.path.isdir(path):
+            path = tf.train.latest_checkpoint(path)
+        return 'checkpoint', path
+    raise CheckpointError(
+        'no weights at %s for network %s: give a %s checkpoint prefix (the path without '
+        '.index/.data-*), a converted .weights.h5 file, or "random"; put published checkpoints '
+        'in %s (see checkpoints/README.md) or fetch them with '
+        'python -m model_metamers.fetch --network=%s'
+        % (path, network_name, original_format, checkpoint_dir(), network_name))
+
+
+def read_checkpoint(prefix):
+    """``{variable name: numpy array}`` of every variable in a TF checkpoint."""
+    reader = tf.train.load_checkpoint(prefix)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def assign_by_name(model, name_map, values, checkpoint_label):
+    """Assign Keras variables from checkpoint arrays through an explicit name map.
+
+    Args:
+      model: the Keras model.
+      name_map: ``{'<keras layer>/<variable>': '<checkpoint variable name>'}``.
+      values: ``{checkpoint variable name: array}``.
+      checkpoint_label: shown in errors (the checkpoint path).
+
+    Raises :class:`CheckpointError` listing expected and available names side by
+    side when a variable is missing or has the wrong shape.
+    """
+    variables = weights_io.named_variables(model)
+    unmapped = sorted(set(variables) - set(name_map))
+    missing = sorted(k for k, v in name_map.items() if v not in values)
+    bad = sorted(k for k, v in name_map.items()
+                 if v in values and k in variables
+                 and tuple(np.shape(values[v])) != tuple(variables[k].shape))
+    if unmapped or missing or bad:
+        lines = ['checkpoint %s does not fit model %s:' % (checkpoint_label, model.name)]
+        if unmapped:
+            lines.append('  Keras variables with no checkpoint name in the map: ' + ', '.join(unmapped))
+        if missing:
+            lines.append('  expected checkpoint variables that are missing:')
+            lines += ['    %-50s <- %s' % (k, name_map[k]) for k in missing]
+        for k in bad:
+            lines.append('  %s: checkpoint %s has shape %s, model needs %s'
+                         % (k, name_map[k], np.shape(values[name_map[k]]), tuple(variables[k].shape)))
+        lines.append('  variables in the checkpoint:')
+        lines += ['    %s %s' % (n, tuple(np.shape(values[n]))) for n in sorted(values)]
+        raise CheckpointError('\n'.join(lines))
+    for key, var in variables.items():
+        var.assign(values[name_map[key]])

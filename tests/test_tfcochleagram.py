@@ -1,0 +1,213 @@
+"""tfcochleagram against the arrays the original TF1 code produced (tests/reference)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfcochleagram as tc
+from tfcochleagram.graph import CochleagramGraph
+
+# Tolerances: the reference README measured these between runs of the ORIGINAL
+# code that differ only in harmless ways (oneDNN on/off, thread count, batching).
+COCH_ATOL = 5.1e-6
+NONE_ATOL = 7.8e-8
+GRAD_ATOL = 2.5e-5
+
+
+@pytest.fixture(scope='module', params=['blocked', 'conv2d'])
+def word_graph(request):
+    return CochleagramGraph(40000, 20000, downsample_impl=request.param, **tc.WORD_CONFIG)
+
+
+def _grad(graph, waveform, r):
+    x = tf.constant(waveform)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(graph(x) * r)
+    return tape.gradient(loss, x).numpy()
+
+
+def test_filters_equal_original_constant(reference_word):
+    filts, cfs, freqs = tc.make_erb_cos_filters_nx(40000, 20000, 50, 20, 8000, 4)
+    assert filts.shape == tuple(reference_word['pyc_filts_shape_full_filter_true'])
+    np.testing.assert_array_equal(filts[:, :20001].astype(np.float32),
+                                  reference_word['filts_tensor'][0])
+    # 1-ulp differences come from libm's exp/log on different CPUs.
+    np.testing.assert_allclose(cfs, reference_word['center_freqs'], rtol=1e-13, atol=0)
+    assert freqs.shape == (20001,) and freqs[1] == 0.5
+    half, _, _ = tc.make_erb_cos_filters_nx(40000, 20000, 50, 20, 8000, 4, full_filter=False)
+    assert half.shape == tuple(reference_word['pyc_filts_shape_full_filter_false'])
+
+
+def test_graph_filter_constant_matches(word_graph, reference_word):
+    np.testing.assert_array_equal(np.real(word_graph.filters.numpy()), reference_word['filts_tensor'])
+    assert np.all(np.imag(word_graph.filters.numpy()) == 0)
+
+
+def test_downsample_kernel_matches(reference_word):
+    taps = tc.make_downsample_filter(20000, 200, 1001).astype(np.float32)
+    np.testing.assert_array_equal(taps, reference_word['downsample_filt'].ravel())
+
+
+@pytest.mark.parametrize('case', ['speech', 'pink'])
+def test_cochleagram_matches_original(word_graph, reference_word, case):
+    coch = word_graph(reference_word[case + '_waveform']).numpy()
+    assert coch.shape == (1, 211, 400, 1)
+    np.testing.assert_allclose(coch, reference_word[case + '_cochleagram'], rtol=0, atol=COCH_ATOL)
+
+
+def test_uncompressed_front_end_matches(reference_word):
+    for impl in ('blocked', 'conv2d'):
+        params = dict(tc.WORD_CONFIG, compression='none', scale_before_compression=None)
+        graph = CochleagramGraph(40000, 20000, downsample_impl=impl, **params)
+        out = graph(reference_word['speech_waveform']).numpy()
+        np.testing.assert_allclose(out, reference_word['speech_cochleagram_compression_none'],
+                                   rtol=0, atol=NONE_ATOL)
+    # The same tensor is an intermediate stage of the compressed graph.
+    stages = tc.cochleagram_stages(reference_word['speech_waveform'], 20000, **tc.WORD_CONFIG)
+    np.testing.assert_allclose(stages['cochleagram_no_compression'].numpy(),
+                               reference_word['speech_cochleagram_compression_none'], atol=NONE_ATOL)
+
+
+@pytest.mark.parametrize('case', ['speech', 'pink'])
+def test_gradient_matches_original(word_graph, reference_word, case):
+    grad = _grad(word_graph, reference_word[case + '_waveform'], reference_word['grad_R'])
+    ref = reference_word[case + '_gradient']
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, ref, rtol=0, atol=GRAD_ATOL)
+    assert np.linalg.norm(grad - ref) / np.linalg.norm(ref) < 1e-6
+
+
+def test_batch_consistency(word_graph, reference_word):
+    both = np.concatenate([reference_word['speech_waveform'], reference_word['pink_waveform']])
+    coch = word_graph(both).numpy()
+    np.testing.assert_allclose(coch[0:1], word_graph(both[0:1]).numpy(), atol=1e-6)
+    np.testing.assert_allclose(coch[1:2], word_graph(both[1:2]).numpy(), atol=1e-6)
+    r = np.concatenate([reference_word['grad_R']] * 2)
+    grad = _grad(word_graph, both, r)
+    np.testing.assert_allclose(grad[0], reference_word['speech_gradient'][0], atol=GRAD_ATOL)
+    np.testing.assert_allclose(grad[1], reference_word['pink_gradient'][0], atol=GRAD_ATOL)
+
+
+def test_works_in_tf_function_and_keras_layer(reference_word):
+    import keras
+    inp = keras.Input((40000,))
+    model = keras.Model(inp, tc.Cochleagram(20000, **tc.WORD_CONFIG)(inp))
+    out = tf.function(lambda x: model(x))(tf.constant(reference_word['speech_waveform']))
+    np.testing.assert_allclose(out.numpy(), reference_word['speech_cochleagram'], atol=COCH_ATOL)
+
+
+@pytest.mark.parametrize('n,s,lp,hp', [(50, 4, False, False), (40, 4, True, True), (38, 2, False, True),
+                                       (10, 1, False, False)])
+def test_filterbank_properties(n, s, lp, hp):
+    filts, cfs, freqs = tc.make_erb_cos_filters_nx(20000, 16000, n, 50, 8000, s, full_filter=False,
+                                                   no_lowpass=lp, no_highpass=hp)
+    assert filts.shape == (10001, tc.num_filters(n, s, lp, hp))
+    assert filts.shape[1] == s * (n + 1) - 1 + 2 * s - s * lp - s * hp
+    if not lp and not hp:
+        np.testing.assert_allclose(np.sum(filts ** 2, axis=1), 1.0, atol=1e-12)
+    assert len(cfs) == s * (n + 1) - 1 + 2 * s
+
+
+def test_full_filter_is_hermitian_layout():
+    full, _, _ = tc.make_erb_cos_filters_nx(1000, 1000, 10, 20, 400, 2)
+    half, _, _ = tc.make_erb_cos_filters_nx(1000, 1000, 10, 20, 400, 2, full_filter=False)
+    assert full.shape == (half.shape[1], 1000)
+    np.testing.assert_array_equal(full[:, 1:500], full[:, :500:-1])
+    odd, _, _ = tc.make_erb_cos_filters_nx(999, 1000, 10, 20, 400, 2)
+    assert odd.shape[1] == 999
+
+
+def test_complex_fft_path_matches_rfft_path_up_to_factor_two():
+    # The complex path doubles positive frequencies and drops DC/Nyquist; the
+    # rFFT path (the quirk) does not, so in the band-pass channels the
+    # envelopes differ by exactly a factor 2.
+    rng = np.random.RandomState(0)
+    x = rng.randn(2, 4000).astype(np.float32)
+    params = dict(ENV_SR=400, N=20, LOW_LIM=100, HIGH_LIM=3000, compression='none')
+    env_r = tc.cochleagram_stages(x, 8000, rFFT=True, **params)['envelopes_abs'].numpy()
+    env_c = tc.cochleagram_stages(x, 8000, rFFT=False, **params)['envelopes_abs'].numpy()
+    np.testing.assert_allclose(env_c, 2 * env_r, rtol=2e-3, atol=2e-5)
+    padded = tc.cochleagram(x, 8000, rFFT=False, pad_factor=2, **params)
+    assert padded.shape == (2, 83, 200, 1)
+
+
+def test_compressions():
+    rng = np.random.RandomState(1)
+    x = rng.randn(1, 4000).astype(np.float32)
+    base = dict(ENV_SR=400, N=20, HIGH_LIM=3000, rFFT=True)
+    none = tc.cochleagram(x, 8000, compression='none', **base).numpy()
+    np.testing.assert_allclose(tc.cochleagram(x, 8000, compression='point3', **base).numpy(),
+                               none ** 0.3, rtol=1e-5)
+    np.testing.assert_allclose(tc.cochleagram(x, 8000, compression='clipped_point3', **base).numpy(),
+                               none ** 0.3, rtol=1e-5)
+    np.testing.assert_allclose(tc.cochleagram(x, 8000, compression='linear', linear_params=[2., 1.],
+                                              **base).numpy(), 2 * none + 1, rtol=1e-6)
+    np.testing.assert_allclose(tc.cochleagram(x, 8000, compression='custom',
+                                              custom_compression_op=tf.sqrt, **base).numpy(),
+                               np.sqrt(none), rtol=1e-6)
+    db = tc.cochleagram(x, 8000, compression='dB', **base).numpy()
+    expected = np.maximum(20 * np.log10(none.astype(np.float64)) / none.max(), -60)
+    np.testing.assert_allclose(db, expected, rtol=1e-4, atol=1e-4)
+    scaled = tc.cochleagram(x, 8000, compression='none', scale_before_compression=3.0, **base).numpy()
+    np.testing.assert_allclose(scaled, 3 * none, rtol=1e-6)
+
+
+def test_clipped_point3_backward_rule():
+    x = tf.constant([0.0, -1.0, 1e-4, 0.1, 0.2, 1.0, 100.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tc.clipped_point3(x)
+    g = tape.gradient(y, x, output_gradients=tf.fill(x.shape, 2.0)).numpy()
+    with np.errstate(divide='ignore'):
+        raw = 0.3 * np.maximum(x.numpy(), 0).astype(np.float64) ** -0.7
+    expected = 2.0 * np.clip(np.where(np.isnan(raw), 1.0, raw), -1, 1)
+    np.testing.assert_allclose(g, expected, rtol=1e-6)
+    assert g[0] == 2.0 and g[1] == 2.0  # zero / negative inputs pass the gradient
+    np.testing.assert_allclose(y.numpy(), np.maximum(x.numpy(), 0) ** 0.3, rtol=1e-6)
+
+
+def test_stage_names_and_shapes(reference_word):
+    stages = tc.cochleagram_stages(reference_word['pink_waveform'], 20000, **tc.WORD_CONFIG)
+    assert set(tc.STAGES) <= set(stages)
+    assert stages['fft_input'].shape == (1, 1, 20001)
+    assert stages['subbands'].shape == (1, 211, 20001)
+    assert stages['subbands_time'].shape == (1, 211, 40000)
+    assert stages['envelopes_time'].shape == (1, 211, 40000)
+    assert stages['envelopes_abs'].shape == (1, 211, 40000, 1)
+    assert stages['cochleagram'].shape == (1, 211, 400, 1)
+    # The time-domain subbands sum (with the filters applied twice) back to the signal.
+    recon = tf.signal.irfft(stages['subbands'] * tf.cast(
+        CochleagramGraph(40000, 20000, **tc.WORD_CONFIG).filters, tf.complex64))
+    np.testing.assert_allclose(tf.reduce_sum(recon, axis=1).numpy(),
+                               reference_word['pink_waveform'], atol=1e-5)
+
+
+def test_defaults_of_the_original():
+    graph = CochleagramGraph(8000, 16000)
+    assert graph.n_filters == tc.num_filters(40, 4, True, True) == 163
+    assert graph.output_shape == (163, 200, 1)
+    assert graph.params['compression'] == 'clipped_point3' and not graph.rfft
+
+
+@pytest.mark.parametrize('call,message', [
+    (lambda: tc.cochleagram(np.zeros((1, 40001), np.float32), 20000, **tc.WORD_CONFIG), 'even'),
+    (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, ENV_SR=300), 'ENV_SR'),
+    (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 10000, HIGH_LIM=8000), 'Nyquist'),
+    (lambda: tc.cochleagram(np.zeros((4000,), np.float32), 20000), '2-D'),
+    (lambda: tc.cochleagram(np.zeros((1, 2, 4000), np.float32), 20000), '2-D'),
+    (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='log'), 'compression'),
+    (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, ENVSR=200), 'unknown'),
+    (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='linear'), 'linear_params'),
+])
+def test_clear_errors(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+def test_high_limit_above_nyquist_allowed_when_not_strict():
+    with pytest.warns(RuntimeWarning):
+        out = tc.cochleagram(np.random.randn(1, 4000).astype(np.float32), 10000, HIGH_LIM=8000,
+                             erb_filter_kwargs={'strict': False, 'no_lowpass': True,
+                                                'no_highpass': True})
+    assert out.shape[1] == 163

@@ -1,0 +1,85 @@
+"""Anti-aliased downsampling of envelopes: a windowed-sinc FIR applied with a stride.
+
+Two implementations give the same numbers (to float32 summation order):
+
+* ``'conv2d'``: the original's strided ``tf.nn.conv2d`` over ``[batch, filters, time, 1]``.
+* ``'blocked'``: the signal is cut into blocks of ``D`` samples, which turns the
+  strided 1001-tap correlation into a stride-1 correlation of ``ceil(W/D)`` taps
+  over ``D`` channels. Same padding, same taps, no wasted work: its backward pass
+  is an order of magnitude faster on CPU than the strided conv2d's.
+"""
+
+import math
+
+import numpy as np
+import scipy.signal
+import tensorflow as tf
+
+DOWNSAMPLE_IMPLS = ('blocked', 'conv2d')
+
+
+def make_downsample_filter(sr, env_sr, window_size=1001, pycoch_downsamp=False):
+    """FIR taps (float64, ``[n_taps]``) of the anti-aliasing filter.
+
+    Default: ``sinc(t/D)/D * kaiser(window_size, 5)`` with
+    ``t = arange(-window_size/2, int(window_size/2))``, ``D = sr/env_sr``. For odd
+    window sizes ``t`` runs from ``-W/2`` to ``W/2 - 1`` in half-sample steps off
+    the window centre, so the kernel is NOT symmetric; this is the original's
+    kernel and is kept on purpose.
+
+    ``pycoch_downsamp=True`` gives pycochleagram's ``firwin`` design instead:
+    ``2*10*D + 1`` taps, cutoff ``1/D`` of Nyquist, Kaiser window beta 5.
+    """
+    factor = sr / env_sr
+    if not pycoch_downsamp:
+        times = np.arange(-window_size / 2, int(window_size / 2))
+        return scipy.signal.windows.kaiser(window_size, 5) * (np.sinc(times / factor) / factor)
+    half_len = int(round(10 * factor))
+    if factor == 1:
+        taps = np.zeros(2 * half_len + 1)
+        taps[half_len + 1] = 1
+        return taps
+    return scipy.signal.firwin(2 * half_len + 1, 1.0 / factor, window=('kaiser', 5.0))
+
+
+def _same_padding(length, stride, n_taps):
+    out_len = -(-length // stride)
+    total = max((out_len - 1) * stride + n_taps - length, 0)
+    return out_len, total // 2
+
+
+def downsample_conv2d(envelopes, taps, stride):
+    """Original formulation. ``envelopes``: ``[batch, n_filters, T, 1]`` float32."""
+    kernel = tf.constant(np.asarray(taps, np.float32).reshape(1, -1, 1, 1))
+    return tf.nn.conv2d(envelopes, kernel, [1, 1, stride, 1], 'SAME')
+
+
+class BlockedDownsampler:
+    """Strided SAME correlation re-expressed as a stride-1 correlation over blocks.
+
+    Output sample ``j`` is ``sum_k taps[k] * x[stride*j + k - pad_before]`` with
+    TF's SAME ``pad_before``, exactly as ``downsample_conv2d`` computes it.
+    """
+
+    def __init__(self, signal_length, taps, stride):
+        taps = np.asarray(taps, np.float32)
+        n_taps = taps.shape[0]
+        self.stride = int(stride)
+        self.signal_length = int(signal_length)
+        self.out_len, self.pad_before = _same_padding(self.signal_length, self.stride, n_taps)
+        self.n_blocks = math.ceil(n_taps / self.stride)
+        padded_len = self.stride * (self.out_len + self.n_blocks - 1)
+        self.pad_after = padded_len - self.signal_length - self.pad_before
+        kernel = np.zeros(self.n_blocks * self.stride, np.float32)
+        kernel[:n_taps] = taps
+        self.kernel = tf.constant(kernel.reshape(self.n_blocks, self.stride, 1))
+
+    def __call__(self, envelopes):
+        """``[batch, n_filters, T, 1]`` -> ``[batch, n_filters, ceil(T/stride), 1]``."""
+        shape = tf.shape(envelopes)
+        n_filters = envelopes.shape[1]
+        x = tf.reshape(envelopes, [-1, self.signal_length])
+        x = tf.pad(x, [[0, 0], [self.pad_before, self.pad_after]])
+        x = tf.reshape(x, [-1, self.out_len + self.n_blocks - 1, self.stride])
+        y = tf.nn.conv1d(x, self.kernel, stride=1, padding='VALID')
+        return tf.reshape(y, [shape[0], n_filters, self.out_len, 1])

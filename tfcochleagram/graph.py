@@ -1,0 +1,294 @@
+"""The cochleagram computation: waveform -> ERB subbands -> envelopes -> downsample -> compress.
+
+:class:`CochleagramGraph` builds every constant (filterbank, step function,
+downsampling taps) once in numpy and applies the original tfcochleagram graph
+to ``[batch, T]`` float32 waveforms. It is plain TensorFlow, so it runs eagerly,
+inside ``tf.function`` and under XLA, and its gradients are TensorFlow's own
+(plus the custom gradient of ``clipped_point3``).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfcochleagram import compression as _compression
+from tfcochleagram import downsampling as _downsampling
+from tfcochleagram.erb_filters import make_erb_cos_filters_nx
+
+# The defaults of the original ``cochleagram_graph`` (when a caller gives nothing).
+DEFAULTS = dict(
+    ENV_SR=400, LOW_LIM=50, HIGH_LIM=8000, N=40, SAMPLE_FACTOR=4,
+    compression='clipped_point3', WINDOW_SIZE=1001, pycoch_downsamp=False,
+    mean_subtract=False, rms_normalize=False, SMOOTH_ABS=False, pad_factor=None,
+    rFFT=False, linear_params=None, custom_filts=None, custom_compression_op=None,
+    erb_filter_kwargs={'no_lowpass': True, 'no_highpass': True},
+    reshape_kell2018=False, scale_before_compression=None,
+    downsample_impl='blocked',
+)
+
+# The configuration of every word / AudioSet network of Feather et al. 2019.
+WORD_CONFIG = dict(
+    ENV_SR=200, LOW_LIM=20, HIGH_LIM=8000, N=50, SAMPLE_FACTOR=4,
+    compression='clipped_point3', rFFT=True, reshape_kell2018=False,
+    erb_filter_kwargs={'no_lowpass': False, 'no_highpass': False},
+    scale_before_compression=796.87416837456942,
+)
+WORD_SR = 20000
+WORD_SIGNAL_LENGTH = 40000
+
+STAGES = ('fft_input', 'subbands', 'subbands_time', 'envelopes_freq', 'envelopes_time',
+          'envelopes_abs', 'cochleagram_preRELU', 'cochleagram_no_compression',
+          'cochleagram_no_compression_scaled', 'cochleagram')
+
+
+def resolve_params(params):
+    """Merge ``params`` over :data:`DEFAULTS`; reject names the original does not know."""
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise TypeError('unknown cochleagram parameter(s) %s; valid names are: %s'
+                        % (', '.join(unknown), ', '.join(sorted(DEFAULTS))))
+    merged = dict(DEFAULTS)
+    merged.update(params)
+    return merged
+
+
+class CochleagramGraph:
+    """Applies the original tfcochleagram graph to waveforms of one fixed length.
+
+    Args:
+      signal_length: T, samples per waveform.
+      sr: sampling rate of the waveform in Hz.
+      **params: the original keyword arguments (see :data:`DEFAULTS`), plus
+        ``downsample_impl`` (``'blocked'`` default, or ``'conv2d'``, the
+        original's strided convolution; both give the same numbers).
+
+    Calling it on ``[batch, T]`` float32 returns ``[batch, n_filters, T*ENV_SR/SR, 1]``
+    (``[batch, 256, 256, 1]`` with ``reshape_kell2018``).
+    """
+
+    def __init__(self, signal_length, sr, **params):
+        p = resolve_params(params)
+        self.params = p
+        self.sr = sr
+        self.signal_length = T = int(signal_length)
+        self.rfft = bool(p['rFFT'])
+        self.pad_factor = p['pad_factor']
+        if p['compression'] not in _compression.COMPRESSIONS:
+            raise ValueError('unknown compression %r; choose one of %s'
+                             % (p['compression'], ', '.join(_compression.COMPRESSIONS)))
+        if self.rfft and T % 2:
+            raise ValueError('the rFFT path needs an even signal length, got %d samples; '
+                             'pad or trim the waveform by one sample, or use rFFT=False' % T)
+        if self.rfft and self.pad_factor:
+            # The original pads the filters but not the signal on this path, so the
+            # filters would no longer line up with the FFT bins.
+            raise ValueError('pad_factor is only supported with rFFT=False (the original '
+                             'rFFT path mismatches filters and signal when padding)')
+        if sr % p['ENV_SR'] != 0:
+            raise ValueError('SR=%s is not a multiple of ENV_SR=%s; only integer downsampling '
+                             'is supported, choose ENV_SR dividing SR' % (sr, p['ENV_SR']))
+        if p['downsample_impl'] not in _downsampling.DOWNSAMPLE_IMPLS:
+            raise ValueError('downsample_impl must be one of %s, got %r'
+                             % (_downsampling.DOWNSAMPLE_IMPLS, p['downsample_impl']))
+
+        padded_len = T * self.pad_factor if self.pad_factor else T
+        if p['custom_filts'] is None:
+            padding = (self.pad_factor - 1) * T if self.pad_factor else None
+            filts, self.center_freqs, self.freqs = make_erb_cos_filters_nx(
+                T, sr, p['N'], p['LOW_LIM'], p['HIGH_LIM'], p['SAMPLE_FACTOR'],
+                padding_size=padding, full_filter=True, **(p['erb_filter_kwargs'] or {}))
+        else:
+            filts = np.asarray(p['custom_filts'])
+            if filts.ndim != 2 or filts.shape[1] != padded_len:
+                raise ValueError('custom_filts must be [n_filters, %d] (full FFT length), got %s'
+                                 % (padded_len, filts.shape))
+            self.center_freqs = self.freqs = None
+        if self.rfft:
+            filts = filts[:, :T // 2 + 1]
+        self.n_filters = filts.shape[0]
+        # Complex64 like the original: a zero imaginary part keeps the products exact.
+        self.filters = tf.constant(filts[np.newaxis].astype(np.complex64))
+
+        if not self.rfft:
+            freq_signal = np.fft.fftfreq(padded_len, 1. / sr)
+            step = (freq_signal >= 0).astype(np.float64) * 2
+            step[freq_signal == 0] = 0
+            self.step = tf.constant(step[np.newaxis, np.newaxis].astype(np.complex64))
+
+        self.downsample_factor = sr // p['ENV_SR']
+        self.env_length = -(-T // self.downsample_factor)
+        if self.downsample_factor != 1:
+            self.downsample_taps = _downsampling.make_downsample_filter(
+                sr, p['ENV_SR'], p['WINDOW_SIZE'], p['pycoch_downsamp'])
+            if p['downsample_impl'] == 'blocked':
+                self._downsample = _downsampling.BlockedDownsampler(
+                    T, self.downsample_taps, self.downsample_factor)
+            else:
+                taps, stride = self.downsample_taps, self.downsample_factor
+                self._downsample = lambda x: _downsampling.downsample_conv2d(x, taps, stride)
+        else:
+            self.downsample_taps = None
+            self._downsample = None
+
+    @property
+    def output_shape(self):
+        """Shape of one cochleagram, without the batch axis."""
+        if self.params['reshape_kell2018']:
+            return (256, 256, 1)
+        return (self.n_filters, self.env_length, 1)
+
+    def _check_input(self, waveform):
+        waveform = tf.convert_to_tensor(waveform)
+        if waveform.shape.rank != 2:
+            raise ValueError('the waveform must be 2-D [batch, samples], got shape %s; add a '
+                             'batch axis with x[None, :] for a single sound' % (waveform.shape,))
+        if waveform.shape[1] is not None and waveform.shape[1] != self.signal_length:
+            raise ValueError('this cochleagram was built for %d samples, got %d; build one for '
+                             'the new length or trim/pad the waveform'
+                             % (self.signal_length, waveform.shape[1]))
+        if waveform.dtype != tf.float32:
+            waveform = tf.cast(waveform, tf.float32)
+        return waveform
+
+    def __call__(self, waveform):
+        """``[batch, T]`` float32 -> cochleagram (see the class docstring)."""
+        return self.stages(waveform, include_time_subbands=False)['cochleagram']
+
+    def stages(self, waveform, include_time_subbands=True):
+        """Every intermediate tensor of the graph, by the original's node names.
+
+        Keys: ``input_signal`` (after optional mean subtraction / RMS normalisation),
+        ``fft_input`` ``[batch, 1, F]``, ``subbands`` ``[batch, n_filters, F]``
+        (complex, frequency domain), ``subbands_time`` ``[batch, n_filters, T]``
+        (real; only with ``include_time_subbands``), ``envelopes_freq``,
+        ``envelopes_time`` (complex analytic signals), ``envelopes_abs``
+        ``[batch, n_filters, T, 1]``, ``cochleagram_preRELU``,
+        ``cochleagram_no_compression`` ``[batch, n_filters, T/D, 1]``,
+        ``cochleagram_no_compression_scaled`` (when a scale is given) and
+        ``cochleagram``. F is ``T/2+1`` on the rFFT path, else the padded length.
+        """
+        p = self.params
+        T = self.signal_length
+        x = self._check_input(waveform)
+        out = {}
+        if p['mean_subtract']:
+            x = x - tf.reduce_mean(x, axis=1, keepdims=True)
+        if p['rms_normalize']:
+            rms = tf.sqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True))
+            x = x / rms
+        out['input_signal'] = x
+
+        if self.rfft:
+            fft_input = tf.signal.rfft(x)
+        else:
+            xc = tf.complex(x, x * 0.0)
+            if self.pad_factor:
+                xc = tf.pad(xc, [[0, 0], [0, T * (self.pad_factor - 1)]])
+            fft_input = tf.signal.fft(xc)
+        fft_input = tf.expand_dims(fft_input, 1)
+        out['fft_input'] = fft_input
+
+        subbands = self.filters * fft_input
+        out['subbands'] = subbands
+        if include_time_subbands:
+            if self.rfft:
+                out['subbands_time'] = tf.signal.irfft(subbands)
+            else:
+                out['subbands_time'] = tf.math.real(tf.signal.ifft(subbands))
+
+        if self.rfft:
+            # QUIRK kept from the original: the one-sided spectrum is zero-padded
+            # without doubling the positive frequencies (DC and Nyquist kept), so
+            # the envelope is half the textbook analytic-signal envelope.
+            zeros = tf.zeros(tf.stack([tf.shape(subbands)[0], self.n_filters, T // 2 - 1]),
+                             dtype=tf.complex64)
+            envelopes_freq = tf.concat([subbands, zeros], axis=2)
+        else:
+            envelopes_freq = subbands * self.step
+        out['envelopes_freq'] = envelopes_freq
+        envelopes_time = tf.signal.ifft(envelopes_freq)
+        if not self.rfft and self.pad_factor:
+            envelopes_time = envelopes_time[:, :, :T]
+        out['envelopes_time'] = envelopes_time
+
+        if p['SMOOTH_ABS']:
+            env_abs = tf.sqrt(1e-10 + tf.square(tf.math.real(envelopes_time))
+                              + tf.square(tf.math.imag(envelopes_time)))
+        else:
+            env_abs = tf.abs(envelopes_time)
+        env_abs = tf.expand_dims(env_abs, 3)
+        out['envelopes_abs'] = env_abs
+
+        pre_relu = self._downsample(env_abs) if self._downsample is not None else env_abs
+        out['cochleagram_preRELU'] = pre_relu
+        no_compression = tf.nn.relu(pre_relu)
+        out['cochleagram_no_compression'] = no_compression
+
+        coch = _compression.compress(
+            no_compression, p['compression'], linear_params=p['linear_params'],
+            custom_compression_op=p['custom_compression_op'],
+            scale_before_compression=p['scale_before_compression'], stages=out)
+        if p['reshape_kell2018']:
+            coch = self._reshape_kell2018(coch, out)
+        out['cochleagram'] = coch
+        return out
+
+    @staticmethod
+    def _reshape_kell2018(coch, out):
+        # As the original: min-max scale to [0, 255] over the whole batch, then a
+        # TF1-style bilinear resize (align_corners=False, no half-pixel centres).
+        lo = tf.reduce_min(coch)
+        hi = tf.reduce_max(coch)
+        scaled = 255 * (1 - ((hi - coch) / (hi - lo)))
+        out['scaled_cochleagram'] = scaled
+        return tf.compat.v1.image.resize_bilinear(scaled, [256, 256], align_corners=False)
+
+
+_GRAPH_CACHE = {}
+
+
+def _cache_key(signal_length, sr, params):
+    try:
+        key = (signal_length, sr, tuple(sorted(
+            (k, tuple(sorted(v.items())) if isinstance(v, dict) else
+             tuple(v) if isinstance(v, list) else v) for k, v in params.items())))
+        hash(key)
+        return key
+    except TypeError:  # arrays or callables: build afresh
+        return None
+
+
+def get_graph(signal_length, sr, **params):
+    """A :class:`CochleagramGraph`, shared between calls with the same hashable parameters."""
+    key = _cache_key(signal_length, sr, params)
+    if key is None:
+        return CochleagramGraph(signal_length, sr, **params)
+    if key not in _GRAPH_CACHE:
+        _GRAPH_CACHE[key] = CochleagramGraph(signal_length, sr, **params)
+    return _GRAPH_CACHE[key]
+
+
+def cochleagram(waveform, sr, **params):
+    """Cochleagram of ``[batch, T]`` float32 waveforms at ``sr`` Hz.
+
+    Keyword arguments are those of the original ``cochleagram_graph`` (``ENV_SR``,
+    ``LOW_LIM``, ``HIGH_LIM``, ``N``, ``SAMPLE_FACTOR``, ``compression``,
+    ``WINDOW_SIZE``, ``rFFT``, ``pad_factor``, ``mean_subtract``, ``rms_normalize``,
+    ``SMOOTH_ABS``, ``erb_filter_kwargs``, ``scale_before_compression``,
+    ``linear_params``, ``custom_filts``, ``custom_compression_op``,
+    ``pycoch_downsamp``, ``reshape_kell2018``) with its defaults.
+    Returns ``[batch, n_filters, T*ENV_SR/sr, 1]`` float32.
+    """
+    waveform = tf.convert_to_tensor(waveform)
+    if waveform.shape.rank != 2:
+        raise ValueError('the waveform must be 2-D [batch, samples], got shape %s; add a '
+                         'batch axis with x[None, :] for a single sound' % (waveform.shape,))
+    return get_graph(int(waveform.shape[1]), sr, **params)(waveform)
+
+
+def cochleagram_stages(waveform, sr, **params):
+    """Like :func:`cochleagram` but returns the dict of every stage (see ``CochleagramGraph.stages``)."""
+    waveform = tf.convert_to_tensor(waveform)
+    if waveform.shape.rank != 2:
+        raise ValueError('the waveform must be 2-D [batch, samples], got shape %s; add a '
+                         'batch axis with x[None, :] for a single sound' % (waveform.shape,))
+    return get_graph(int(waveform.shape[1]), sr, **params).stages(waveform)
