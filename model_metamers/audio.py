@@ -1,0 +1,196 @@
+"""Loading natural sounds for the audio networks, and writing sounds to WAV.
+
+A natural sound becomes a network input by (SPEC §4): read (WAV/FLAC/OGG via
+tensorflow-io; plain WAV through scipy when tensorflow-io cannot read it, e.g.
+64-bit float WAV) -> mix to mono -> resample to 20 kHz (tensorflow-io) -> cut or
+zero-pad to 2 s -> remove the mean -> scale to RMS 0.1.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+NETWORK_SR = 20000
+NETWORK_DURATION_S = 2.0
+NETWORK_RMS = 0.1
+POSITIONS = ('center', 'start', 'end')
+
+
+class AudioLoadError(ValueError):
+    """A sound file that cannot be used as a stimulus."""
+
+
+def _read_tfio(path):
+    import tensorflow as tf
+    import tensorflow_io as tfio
+
+    audio = tfio.audio.AudioIOTensor(path)
+    data = audio.to_tensor()
+    rate = int(audio.rate.numpy())
+    if data.dtype == tf.int16:
+        samples = data.numpy().astype(np.float64) / 32768.0
+    elif data.dtype == tf.int32:
+        samples = data.numpy().astype(np.float64) / 2147483648.0
+    elif data.dtype == tf.uint8:
+        samples = (data.numpy().astype(np.float64) - 128.0) / 128.0
+    else:
+        samples = data.numpy().astype(np.float64)
+    return samples, rate
+
+
+def _read_scipy_wav(path):
+    import scipy.io.wavfile
+
+    rate, data = scipy.io.wavfile.read(path)
+    if data.dtype == np.uint8:
+        samples = (data.astype(np.float64) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.integer):
+        samples = data.astype(np.float64) / float(-np.iinfo(data.dtype).min)
+    else:
+        samples = data.astype(np.float64)
+    return samples, int(rate)
+
+
+def read_audio(path):
+    """Raw samples and rate of a sound file.
+
+    Returns ``(samples, sr)``: float64 ``[n_samples, n_channels]`` with integer
+    formats scaled to [-1, 1), and the sampling rate in Hz.
+    """
+    if not os.path.exists(path):
+        raise AudioLoadError('audio file %s does not exist; check the path' % path)
+    if os.path.isdir(path):
+        raise AudioLoadError('%s is a folder, not an audio file' % path)
+    errors = []
+    try:
+        samples, sr = _read_tfio(path)
+    except Exception as exc:  # tfio raises many op-level error types
+        errors.append('tensorflow-io: %s' % str(exc).strip().splitlines()[-1][:200])
+        samples = None
+    if samples is None:
+        try:
+            samples, sr = _read_scipy_wav(path)
+        except Exception as exc:
+            errors.append('scipy: %s' % str(exc).strip().splitlines()[-1][:200] if str(exc) else
+                          'scipy: %s' % type(exc).__name__)
+            raise AudioLoadError('cannot read %s as WAV, FLAC or OGG audio (%s); convert it to '
+                                 'WAV' % (path, '; '.join(errors)))
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    return samples, sr
+
+
+def resample(samples, sr_in, sr_out):
+    """Resample ``[n, channels]`` float audio from ``sr_in`` to ``sr_out`` Hz (tensorflow-io)."""
+    if sr_in == sr_out:
+        return samples
+    import tensorflow as tf
+    import tensorflow_io as tfio
+
+    out = tfio.audio.resample(tf.constant(samples, tf.float32), int(sr_in), int(sr_out))
+    return out.numpy().astype(np.float64)
+
+
+def fit_length(signal, n_samples, position='center'):
+    """Cut or zero-pad a 1-D signal to ``n_samples``.
+
+    ``position``: which part to keep when cutting and where the sound sits when
+    padding: ``'center'`` (default), ``'start'`` or ``'end'``.
+    """
+    if position not in POSITIONS:
+        raise AudioLoadError('position must be one of %s, got %r' % (', '.join(POSITIONS), position))
+    n = signal.shape[0]
+    if n == n_samples:
+        return signal
+    if n > n_samples:
+        offset = {'center': (n - n_samples) // 2, 'start': 0, 'end': n - n_samples}[position]
+        return signal[offset:offset + n_samples]
+    before = {'center': (n_samples - n) // 2, 'start': 0, 'end': n_samples - n}[position]
+    return np.pad(signal, (before, n_samples - n - before))
+
+
+def normalize_rms(signal, rms=NETWORK_RMS, path='<array>'):
+    """Remove the mean and scale to the given RMS (float64 in, float64 out)."""
+    if not np.all(np.isfinite(signal)):
+        raise AudioLoadError('%s contains NaN or infinite samples; fix or re-export the file' % path)
+    centred = signal - np.mean(signal)
+    current = np.sqrt(np.mean(centred ** 2))
+    peak = np.max(np.abs(signal)) if signal.size else 0.0
+    # A constant (DC-only) signal leaves only round-off after mean removal.
+    if current == 0 or current <= 1e-7 * peak:
+        raise AudioLoadError('%s is silent (RMS 0 after removing the mean); choose a sound with '
+                             'content' % path)
+    return centred / current * rms
+
+
+def load_audio(path, sr=NETWORK_SR, duration_s=NETWORK_DURATION_S, rms=NETWORK_RMS,
+               position='center'):
+    """A sound file as a network input.
+
+    Args:
+      path: WAV, FLAC or OGG file (any rate, mono or multi-channel, integer or float).
+      sr: target rate in Hz (20000 for every word/AudioSet network).
+      duration_s: length in seconds; the sound is cut or zero-padded (see
+        :func:`fit_length` for ``position``). ``None`` keeps the whole sound.
+      rms: RMS after removing the mean (0.1, as the networks were trained);
+        ``None`` leaves the level alone.
+
+    Returns:
+      float32 ``[round(duration_s * sr)]`` waveform.
+
+    Raises:
+      AudioLoadError: missing, unreadable, empty, silent or non-finite audio.
+    """
+    samples, file_sr = read_audio(path)
+    if samples.shape[0] == 0:
+        raise AudioLoadError('%s holds no samples; choose a non-empty sound' % path)
+    if not np.all(np.isfinite(samples)):
+        raise AudioLoadError('%s contains NaN or infinite samples; fix or re-export the file' % path)
+    mono = np.mean(samples, axis=1)
+    mono = resample(mono[:, None], file_sr, sr)[:, 0]
+    if duration_s is not None:
+        mono = fit_length(mono, int(round(duration_s * sr)), position)
+    if rms is not None:
+        mono = normalize_rms(mono, rms, path)
+    return mono.astype(np.float32)
+
+
+def write_wav(path, waveform, sr=NETWORK_SR, sample_format='float32', peak=0.99):
+    """Write a mono waveform to WAV atomically.
+
+    Args:
+      waveform: 1-D float array.
+      sample_format: ``'float32'`` (values kept as they are) or ``'int16'``. For
+        ``'int16'`` a sound whose peak exceeds ``peak`` is scaled down to it so
+        it cannot clip; the returned gain says by how much (1.0 when untouched).
+
+    Returns:
+      The gain applied.
+    """
+    import scipy.io.wavfile
+
+    x = np.asarray(waveform, np.float64).ravel()
+    if not np.all(np.isfinite(x)):
+        raise ValueError('cannot write %s: the waveform has NaN or infinite samples' % path)
+    gain = 1.0
+    if sample_format == 'int16':
+        top = np.max(np.abs(x)) if x.size else 0.0
+        if top > peak:
+            gain = peak / top
+        data = np.round(x * gain * 32767).astype(np.int16)
+    elif sample_format == 'float32':
+        data = x.astype(np.float32)
+    else:
+        raise ValueError("sample_format must be 'float32' or 'int16', got %r" % (sample_format,))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix='.wav.tmp', dir=directory)
+    os.close(fd)
+    try:
+        scipy.io.wavfile.write(tmp, int(sr), data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return gain
