@@ -1,0 +1,19 @@
+"""The exceptions that mean "bad input from the user": CLIs print them as one line."""
+
+from model_metamers.audio import AudioLoadError
+from model_metamers.generation import GenerationError
+from model_metamers.networks import UnknownLayerError, UnknownNetworkError
+from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.synthesis import SynthesisError
+
+
+def _optional(module, name):
+    try:
+        return [getattr(__import__(module, fromlist=[name]), name)]
+    except (ImportError, AttributeError):
+        return []
+
+
+USER_ERRORS = tuple([AudioLoadError, CheckpointError, GenerationError, SynthesisError,
+                     UnknownLayerError, UnknownNetworkError, FileNotFoundError]
+                    + _optional('model_metamers.images', 'ImageLoadError'))

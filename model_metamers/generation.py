@@ -1,0 +1,366 @@
+"""Generate, validate and save metamers for a list of inputs and layers.
+
+This is the library behind ``run_generation.py`` (notebooks can call it too)::
+
+    from model_metamers.generation import GenerationSettings, generate
+    rows = generate(GenerationSettings(network='word_reduced_aliasing', weights='random',
+                                       layers=['pool_0_0'], iterations=300))
+
+Work is split into jobs (input, layer). With ``num_shards > 1`` a job goes to
+shard ``index % num_shards`` (inputs in the given order, layers in network
+order), so an array job of N tasks covers every job exactly once; shards write
+per-layer part files and :func:`model_metamers.results.merge` assembles them.
+Runs are resumable: a finished (input, layer) with the same settings is
+skipped, and an interrupted synthesis continues from its state file.
+"""
+
+import dataclasses
+import hashlib
+import os
+import sys
+
+import numpy as np
+
+from model_metamers import networks as _networks
+from model_metamers import resources, results, validation
+from model_metamers.networks.checkpoints import CheckpointError, default_weights_path
+from model_metamers.progress import ProgressLine, table
+from model_metamers.synthesis import MetamerSynthesizer
+
+
+class GenerationError(ValueError):
+    """Inconsistent generation settings (duplicate input names, bad shards, null without a layer)."""
+
+
+@dataclasses.dataclass
+class GenerationSettings:
+    """Everything a generation run needs (the CLI flags of run_generation.py).
+
+    ``layers=None`` means every metamer layer of the network. ``weights='auto'``
+    uses the converted checkpoint ``checkpoints/<network>.weights.h5`` (random
+    weights for the untrained network) and fails with instructions otherwise.
+    ``iterations=None`` / ``learning_rate=None`` use the procedure's and the
+    network's defaults. ``inputs=None`` uses the demo sound / image.
+    """
+
+    network: str = 'word_reduced_aliasing'
+    layers: list = None
+    weights: str = 'auto'
+    inputs: list = None
+    iterations: int = None
+    learning_rate: float = None
+    seed: int = 0
+    output_dir: str = 'metamers_out'
+    log_every: int = 1000
+    null_distribution: str = None
+    jit_compile: bool = False
+    batch_size: int = 1
+    num_shards: int = 1
+    shard_index: int = 0
+    tensorboard_dir: str = None
+    procedure: str = 'feather2019'
+    domain: str = 'stimulus'
+    checkpoint_every: int = None
+    stop_threshold: float = None
+    stop_window: int = None
+    figures: bool = True
+    progress: bool = True
+
+
+def resolve_weights(network_name, weights):
+    """Turn ``'auto'`` into a concrete weights argument for ``networks.build``."""
+    if weights != 'auto':
+        return weights
+    path = default_weights_path(network_name)
+    if os.path.exists(path):
+        return path
+    if network_name.endswith('_random'):
+        return 'random'
+    raise CheckpointError(
+        'no converted checkpoint for %s at %s; fetch the published checkpoint '
+        '(python -m model_metamers.fetch --network=%s), convert it (python -m '
+        'model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX), or pass '
+        '--weights=random for an untrained network' % (network_name, path, network_name, network_name))
+
+
+def default_inputs(network):
+    return [resources.DEMO_IMAGE if network.modality == 'image' else resources.DEMO_SOUND]
+
+
+def load_stimulus(network, path):
+    """A natural input file as a network stimulus (``network.input_shape`` float32)."""
+    if network.modality == 'image':
+        from model_metamers import images
+        return images.load_image(path, size=network.input_shape[0])
+    from model_metamers import audio
+    n = int(np.prod(network.input_shape))
+    return audio.load_audio(path, sr=network.sample_rate, duration_s=n / network.sample_rate)
+
+
+def stems_of(inputs):
+    """Output file stems of the inputs; duplicate stems are an error."""
+    stems = [os.path.splitext(os.path.basename(str(p)))[0] for p in inputs]
+    seen = {}
+    for path, stem in zip(inputs, stems):
+        if stem in seen:
+            raise GenerationError('inputs %s and %s share the name %r; rename one so their outputs '
+                             'do not collide' % (seen[stem], path, stem))
+        seen[stem] = path
+    return stems
+
+
+def plan_jobs(n_inputs, layers, num_shards=1, shard_index=0):
+    """This shard's ``(input index, layer)`` jobs, deterministic for a given input list."""
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise GenerationError('need num_shards >= 1 and 0 <= shard_index < num_shards, got %d and %d'
+                         % (num_shards, shard_index))
+    jobs = [(i, layer) for i in range(n_inputs) for layer in layers]
+    return [job for k, job in enumerate(jobs) if k % num_shards == shard_index]
+
+
+def _settings_attrs(settings, synth, weights):
+    return {'learning_rate': synth.learning_rate, 'iterations': synth.step,
+            'requested_iterations': settings.iterations if settings.iterations is not None else -1,
+            'seed': synth.seeds[0], 'weights': str(weights), 'procedure': synth.procedure.name,
+            'domain': synth.domain, 'modified_relu': synth.modified_relu}
+
+
+def _part_is_current(path, layer, settings, weights, learning_rate):
+    if not os.path.exists(path):
+        return False
+    try:
+        attrs = results.read_result(path)[layer]['attrs']
+    except (OSError, KeyError):
+        return False
+    wanted_iter = settings.iterations if settings.iterations is not None else -1
+    return (attrs.get('requested_iterations') == wanted_iter and attrs.get('seed') == settings.seed
+            and attrs.get('weights') == str(weights) and attrs.get('procedure') == settings.procedure
+            and attrs.get('domain') == settings.domain
+            and np.isclose(attrs.get('learning_rate', np.nan), learning_rate))
+
+
+def _state_path(network_dir, layer, stems):
+    key = '+'.join(stems)
+    if len(key) > 80:
+        key = hashlib.sha1(key.encode()).hexdigest()
+    return os.path.join(network_dir, results.PART_DIR, '_state', results.layer_file_name(layer),
+                        key + '.state.h5')
+
+
+class _Exporter:
+    """Writes the listenable / viewable files beside the HDF5 results."""
+
+    def __init__(self, network, network_dir):
+        self.network = network
+        self.dir = network_dir
+
+    def stimulus(self, stem, suffix, x, domain):
+        base = os.path.join(self.dir, '%s_%s' % (stem, results.layer_file_name(suffix)))
+        if self.network.modality == 'image':
+            from model_metamers import images
+            images.save_png(base + '.png', x)
+        elif domain == 'stimulus':
+            from model_metamers import audio
+            audio.write_wav(base + '.wav', x, sr=self.network.sample_rate)
+        else:
+            from model_metamers import plotting
+            plotting.save_cochleagram_png(base + '.png', x)
+
+
+def _tensorboard_writer(settings, stem):
+    if not settings.tensorboard_dir:
+        return None
+    import tensorflow as tf
+    return tf.summary.create_file_writer(os.path.join(settings.tensorboard_dir, settings.network, stem))
+
+
+def _tensorboard_log(writer, network, layer, synth, val, metamer, domain):
+    if writer is None:
+        return
+    import tensorflow as tf
+    with writer.as_default():
+        for step, loss in zip(synth.history['step'], synth.loss[:, 0]):
+            tf.summary.scalar('loss/%s' % layer, float(loss), step=step)
+        tf.summary.scalar('spearman/%s' % layer, val.spearman_matched, step=synth.step)
+        if domain == 'stimulus' and network.modality == 'audio':
+            peak = max(float(np.max(np.abs(metamer))), 1e-9)
+            tf.summary.audio('metamer/%s' % layer, (metamer / peak)[None, :, None],
+                             network.sample_rate, step=synth.step)
+        elif network.modality == 'image':
+            tf.summary.image('metamer/%s' % layer, np.clip(metamer, 0, 1)[None], step=synth.step)
+    writer.flush()
+
+
+def generate(settings, network=None, log=None):
+    """Run generation; returns one summary dict per (input, layer) done or found.
+
+    Raises the loaders' / registry's / checkpoints' errors with their messages
+    (the CLI prints them as one line).
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    weights = resolve_weights(settings.network, settings.weights)
+    strategy = None
+    if network is None:
+        strategy = _multi_gpu_strategy(settings.batch_size)
+        if strategy is not None:
+            with strategy.scope():
+                network = _networks.build(settings.network, weights=weights, seed=0)
+        else:
+            network = _networks.build(settings.network, weights=weights, seed=0)
+    layers = list(settings.layers) if settings.layers else list(network.metamer_layers)
+    for layer in layers:
+        network.resolve(layer)
+    inputs = list(settings.inputs) if settings.inputs else default_inputs(network)
+    stems = stems_of(inputs)
+    null = None
+    if settings.null_distribution:
+        try:
+            null = validation.load_null(settings.null_distribution)
+        except (OSError, ValueError) as exc:
+            raise GenerationError('cannot use null distribution %s: %s' % (settings.null_distribution, exc))
+    if null is not None:
+        missing = [layer for layer in layers
+                   if layer not in null and network.resolve(layer) not in null]
+        if missing:
+            raise GenerationError('null distribution %s has no layer(s) %s'
+                             % (settings.null_distribution, ', '.join(missing)))
+    jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
+    network_dir = os.path.join(settings.output_dir, network.name)
+    exporter = _Exporter(network, network_dir)
+    lr = settings.learning_rate
+    if lr is None:
+        lr = network.default_learning_rate if settings.procedure == 'feather2019' else 1.0
+
+    stimuli = {}
+
+    def stimulus(i):
+        if i not in stimuli:
+            stimuli[i] = load_stimulus(network, inputs[i])
+        return stimuli[i]
+
+    rows = []
+    touched = set()
+    by_layer = {}
+    for i, layer in jobs:
+        by_layer.setdefault(layer, []).append(i)
+    for layer_no, layer in enumerate(layers, 1):
+        todo = []
+        for i in by_layer.get(layer, []):
+            path = results.part_path(network_dir, stems[i], layer)
+            if _part_is_current(path, layer, settings, weights, lr):
+                attrs = results.read_result(path)[layer]['attrs']
+                rows.append(_row(stems[i], layer, attrs, skipped=True))
+                touched.add(stems[i])
+                log('%s / %s: already done, skipped' % (stems[i], layer))
+            else:
+                todo.append(i)
+        for start in range(0, len(todo), max(1, settings.batch_size)):
+            batch = todo[start:start + max(1, settings.batch_size)]
+            batch_stems = [stems[i] for i in batch]
+            natural = np.stack([stimulus(i) for i in batch])
+            use_strategy = strategy if strategy and len(batch) % strategy.num_replicas_in_sync == 0 else None
+            synth = MetamerSynthesizer(network, natural, layer, procedure=settings.procedure,
+                                       learning_rate=lr, seed=settings.seed, domain=settings.domain,
+                                       log_every=settings.log_every, jit_compile=settings.jit_compile,
+                                       strategy=use_strategy)
+            state = _state_path(network_dir, layer, batch_stems)
+            label = '[%d/%d] %s %s' % (layer_no, len(layers), layer,
+                                       batch_stems[0] if len(batch) == 1 else '%d inputs' % len(batch))
+            synth.synthesize(settings.iterations, checkpoint_path=state,
+                             checkpoint_every=settings.checkpoint_every,
+                             stop_threshold=settings.stop_threshold, stop_window=settings.stop_window,
+                             progress=ProgressLine(label) if settings.progress else None)
+            if synth.status == 'diverged':
+                log('%s: %s' % (label, synth.message))
+            from_stage = synth._from_stage
+            vals = validation.validate(network, synth.natural_representation, synth.metamer, layer,
+                                       null=null, from_stage=from_stage)
+            for k, i in enumerate(batch):
+                val = vals[k]
+                datasets = {
+                    'metamer': synth.metamer[k], 'natural': synth.natural_representation[k],
+                    'loss': synth.loss[:, k], 'loss_steps': np.asarray(synth.history['step']),
+                    'grad_norm': np.asarray(synth.history['grad_norm'])[:, k],
+                    'change_norm': np.asarray(synth.history['change_norm'])[:, k],
+                    'learning_rates': np.asarray(synth.history['learning_rate']),
+                    'snapshots': (np.stack(synth.snapshots)[:, k] if synth.snapshots
+                                  else np.zeros((0,) + synth.metamer.shape[1:], np.float32)),
+                    'snapshot_steps': np.asarray(synth.snapshot_steps, np.int64),
+                    'spearman_all_layers': np.asarray(list(val.spearman_layers.values())),
+                    'spearman_layers': np.asarray(list(val.spearman_layers), dtype='S'),
+                }
+                if synth.domain == 'cochleagram':
+                    datasets['natural_waveform'] = natural[k]
+                attrs = dict(val.as_attrs(), status=synth.status, message=synth.message,
+                             final_loss=float(synth.loss[-1, k]),
+                             elapsed_s=synth.history['time_s'][-1],
+                             natural_class_name=_class_name(network, val.natural_class),
+                             metamer_class_name=_class_name(network, val.metamer_class),
+                             **_settings_attrs(settings, synth, weights))
+                attrs['seed'] = synth.seeds[k]
+                results.write_part(results.part_path(network_dir, stems[i], layer),
+                                   results.file_attrs(network, inputs[i], weights), layer, datasets, attrs)
+                exporter.stimulus(stems[i], layer, synth.metamer[k], synth.domain)
+                if not os.path.exists(os.path.join(network_dir, '%s_natural.%s' % (
+                        stems[i], 'png' if network.modality == 'image' or synth.domain != 'stimulus'
+                        else 'wav'))):
+                    exporter.stimulus(stems[i], 'natural', synth.natural_representation[k], synth.domain)
+                _tensorboard_log(_tensorboard_writer(settings, stems[i]), network, layer, synth, val,
+                                 synth.metamer[k], synth.domain)
+                rows.append(_row(stems[i], layer, attrs))
+                touched.add(stems[i])
+            if os.path.exists(state):
+                os.remove(state)
+            if settings.num_shards == 1:
+                for i in batch:
+                    results.assemble(network_dir, stems[i])
+    if settings.num_shards == 1 and settings.figures:
+        for stem in sorted(touched):
+            path = results.result_path(network_dir, stem)
+            if os.path.exists(path):
+                _figure(network, path, os.path.join(network_dir, stem + '_figure.png'), log)
+    return rows
+
+
+def _class_name(network, index):
+    if index is None:
+        return 'none'
+    if isinstance(index, (int, np.integer)) and 0 <= index < len(network.class_names):
+        return network.class_names[index]
+    return str(index)
+
+
+def _row(stem, layer, attrs, skipped=False):
+    return {'input': stem, 'layer': layer, 'loss': float(attrs.get('final_loss', np.nan)),
+            'spearman': float(attrs['spearman_matched']), 'same_class': attrs['same_class'],
+            'passed': bool(attrs['passed']), 'status': str(attrs.get('status', '')),
+            'natural_class': str(attrs.get('natural_class_name', '')),
+            'metamer_class': str(attrs.get('metamer_class_name', '')), 'skipped': skipped}
+
+
+def _figure(network, result_path, out_path, log):
+    try:
+        from model_metamers import plotting
+    except ImportError:
+        return
+    try:
+        plotting.result_figure(network, result_path, out_path)
+    except ImportError:
+        log('matplotlib is not installed: no figure (pip install model_metamers[plots])')
+
+
+def summary_table(rows):
+    """The end-of-run table: input, layer, final loss, Spearman at layer, same class, passed."""
+    return table([(r['input'], r['layer'], '%.4g' % r['loss'], '%.4f' % r['spearman'], str(r['same_class']),
+                   str(r['passed']), r['status'] + (' (skipped: done before)' if r['skipped'] else ''))
+                  for r in rows],
+                 ['input', 'layer', 'final_loss', 'spearman', 'same_class', 'passed', 'status'])
+
+
+def _multi_gpu_strategy(batch_size):
+    """A MirroredStrategy over all GPUs when more than one is visible and the batch splits."""
+    import tensorflow as tf
+    gpus = tf.config.list_logical_devices('GPU')
+    if len(gpus) > 1 and batch_size % len(gpus) == 0:
+        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    return None

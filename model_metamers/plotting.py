@@ -1,0 +1,95 @@
+"""Figures of generation results (needs matplotlib: ``pip install model_metamers[plots]``)."""
+
+import os
+import tempfile
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix='.png', dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100, bbox_inches='tight', format='png')
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_cochleagram_png(path, cochleagram, title=None):
+    """Write a cochleagram (``[n_filters, time, 1]`` or ``[n_filters, time]``) as an image, low frequencies at the bottom."""
+    plt = _plt()
+    coch = np.asarray(cochleagram).squeeze()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.imshow(coch, origin='lower', aspect='auto', cmap='Blues')
+    ax.set_xlabel('time (frames)')
+    ax.set_ylabel('filter')
+    if title:
+        ax.set_title(title)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def result_figure(network, result_path, out_path):
+    """One figure per input: natural and metamers (cochleagrams for audio) and the Spearman matrix."""
+    from model_metamers import results
+
+    plt = _plt()
+    res = results.read_result(result_path)
+    layers = [k for k in res if k != '_file']
+    layers.sort(key=lambda n: network.metamer_layers.index(n) if n in network.metamer_layers else 99)
+    first = res[layers[0]]['datasets']
+    audio_stimulus = network.modality == 'audio' and first['metamer'].shape == tuple(network.input_shape)
+
+    def view(x):
+        if audio_stimulus:
+            coch = network.activations(x[None], ['cochleagram'])['cochleagram'].numpy()[0]
+            return coch.squeeze(), dict(origin='lower', aspect='auto', cmap='Blues')
+        if network.modality == 'image':
+            return np.clip(x, 0, 1), {}
+        return np.asarray(x).squeeze(), dict(origin='lower', aspect='auto', cmap='Blues')
+
+    panels = [('natural', first['natural'])] + [(layer, res[layer]['datasets']['metamer']) for layer in layers]
+    fig = plt.figure(figsize=(2.6 * len(panels), 5.6))
+    grid = fig.add_gridspec(2, len(panels), height_ratios=[1, 1.2])
+    for col, (name, x) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, col])
+        img, kw = view(x)
+        ax.imshow(img, **kw)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if name == 'natural':
+            ax.set_title('natural')
+        else:
+            attrs = res[name]['attrs']
+            ax.set_title('%s\nrho=%.3f %s' % (name, attrs['spearman_matched'],
+                                             'pass' if attrs['passed'] else 'fail'), fontsize=8)
+    measured = [m.decode() if isinstance(m, bytes) else str(m)
+                for m in res[layers[0]]['datasets']['spearman_layers']]
+    matrix = np.full((len(layers), len(measured)), np.nan)
+    for r, layer in enumerate(layers):
+        names = [m.decode() if isinstance(m, bytes) else str(m) for m in res[layer]['datasets']['spearman_layers']]
+        values = dict(zip(names, res[layer]['datasets']['spearman_all_layers']))
+        matrix[r] = [values.get(m, np.nan) for m in measured]
+    ax = fig.add_subplot(grid[1, :])
+    im = ax.imshow(matrix, vmin=-1, vmax=1, cmap='RdBu_r', aspect='auto')
+    ax.set_yticks(range(len(layers)))
+    ax.set_yticklabels(layers, fontsize=7)
+    ax.set_xticks(range(len(measured)))
+    ax.set_xticklabels(measured, rotation=45, ha='right', fontsize=7)
+    ax.set_ylabel('generation layer')
+    ax.set_xlabel('measured layer (Spearman rho, metamer vs natural)')
+    fig.colorbar(im, ax=ax, fraction=0.02)
+    fig.suptitle('%s: %s' % (network.name, os.path.basename(result_path)))
+    _save(fig, out_path)
+    plt.close(fig)

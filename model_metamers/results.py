@@ -1,0 +1,123 @@
+"""The on-disk result contract of metamer generation (HDF5, written atomically).
+
+Layout under ``<output_dir>/<network>/``:
+
+* ``<stem>.h5``: one file per natural input. File attributes: ``network``,
+  ``input``, ``modality``, ``sample_rate``, ``package_version``. One group per
+  generation layer, named after the layer, holding datasets ``metamer`` (the
+  synthesised input), ``natural``, ``loss`` and ``loss_steps`` (logged values),
+  ``grad_norm``, ``change_norm``, ``learning_rates``, ``snapshots`` and
+  ``snapshot_steps``, ``spearman_all_layers`` with ``spearman_layers`` (the
+  layer order), and attributes ``spearman_matched``, ``same_class``, ``passed``,
+  ``natural_class``, ``metamer_class``, ``learning_rate``, ``iterations``,
+  ``seed``, ``weights``, ``package_version`` (plus ``null_max``, ``criterion``,
+  ``status``, ``procedure``, ``domain``, ``elapsed_s``).
+* ``parts/<stem>/<layer>.h5``: the same group for one layer, written as soon as
+  that layer finishes. ``<stem>.h5`` is assembled from the parts; cluster shards
+  write parts only and ``merge`` assembles them.
+"""
+
+import glob
+import os
+import tempfile
+
+import h5py
+import numpy as np
+
+from model_metamers import __version__
+
+PART_DIR = 'parts'
+
+
+def _atomic_h5(path, writer):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix='.h5.tmp', dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, 'w') as f:
+            writer(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _attr_value(value):
+    if value is None:
+        return 'none'
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value)
+    return value
+
+
+def layer_file_name(layer):
+    """Safe file name for a layer (slim end points contain '/')."""
+    return layer.replace('/', '__')
+
+
+def part_path(network_dir, stem, layer):
+    return os.path.join(network_dir, PART_DIR, stem, layer_file_name(layer) + '.h5')
+
+
+def result_path(network_dir, stem):
+    return os.path.join(network_dir, stem + '.h5')
+
+
+def write_part(path, file_attrs, layer, datasets, attrs):
+    """Write one layer's result (group ``layer``) to its own part file, atomically."""
+    def writer(f):
+        for k, v in file_attrs.items():
+            f.attrs[k] = _attr_value(v)
+        group = f.create_group(layer)
+        for k, v in datasets.items():
+            group.create_dataset(k, data=np.asarray(v))
+        for k, v in attrs.items():
+            group.attrs[k] = _attr_value(v)
+    _atomic_h5(path, writer)
+
+
+def assemble(network_dir, stem):
+    """Build ``<stem>.h5`` from every part of that input; returns its path (None if no part)."""
+    parts = sorted(glob.glob(os.path.join(network_dir, PART_DIR, stem, '*.h5')))
+    parts = [p for p in parts if not p.endswith('.state.h5')]
+    if not parts:
+        return None
+    path = result_path(network_dir, stem)
+
+    def writer(out):
+        for part in parts:
+            with h5py.File(part, 'r') as f:
+                for k, v in f.attrs.items():
+                    out.attrs[k] = v
+                for name in f:
+                    f.copy(f[name], out, name=name)
+    _atomic_h5(path, writer)
+    return path
+
+
+def merge(network_dir):
+    """Assemble every input's file from the parts under ``network_dir`` (after sharded runs)."""
+    stems = sorted(os.path.basename(d) for d in glob.glob(os.path.join(network_dir, PART_DIR, '*'))
+                   if os.path.isdir(d))
+    return [p for p in (assemble(network_dir, s) for s in stems) if p]
+
+
+def read_result(path):
+    """``{layer: {'datasets': {...}, 'attrs': {...}}}`` plus ``'_file'`` attrs, as numpy."""
+    out = {}
+    with h5py.File(path, 'r') as f:
+        out['_file'] = dict(f.attrs)
+        for name in f:
+            group = f[name]
+            out[name] = {'datasets': {k: group[k][()] for k in group},
+                         'attrs': dict(group.attrs)}
+    return out
+
+
+def file_attrs(network, input_path, weights):
+    return {'network': network.name, 'input': str(input_path), 'modality': network.modality,
+            'sample_rate': network.sample_rate or 0, 'weights': str(weights),
+            'package_version': __version__}

@@ -1,0 +1,463 @@
+"""Metamer synthesis: one object holding the target, the model, the state and the history.
+
+Typical use::
+
+    net = model_metamers.networks.build('word_reduced_aliasing', weights='random')
+    natural = model_metamers.audio.load_audio(path)
+    synth = MetamerSynthesizer(net, natural, 'conv_2')
+    synth.synthesize(iterations=15000)
+    synth.metamer, synth.history['loss'], synth.save('run.h5')
+
+A batch of natural stimuli is optimised together; every stimulus gets exactly
+the update it would get alone (the loss is a sum of per-stimulus losses, and
+the optimiser is elementwise).
+"""
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+
+import h5py
+import numpy as np
+import tensorflow as tf
+
+from model_metamers import __version__
+from model_metamers.synthesis import noise as _noise
+from model_metamers.synthesis.procedures import PROCEDURES, make_procedure
+
+DOMAINS = ('stimulus', 'cochleagram')
+STATE_FORMAT = 'model_metamers.synthesis_state.v1'
+
+
+class SynthesisError(ValueError):
+    """Bad synthesis arguments, or a state file that does not belong to this run."""
+
+
+def _fingerprint(array):
+    return hashlib.sha1(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
+
+
+class MetamerSynthesizer:
+    """Synthesise metamers of one network layer for a batch of natural stimuli.
+
+    Args:
+      network: a :class:`~model_metamers.networks.MetamerNetwork`.
+      natural: one stimulus (``network.input_shape``) or a batch
+        (``[batch] + input_shape``), float32: waveforms at the network's rate,
+        images in [0, 1].
+      layer: the stage to match (paper names; aliases accepted).
+      procedure: ``'feather2019'`` (default, the paper) or ``'feather2023'``.
+      learning_rate: Adam learning rate (2019) or initial step size (2023);
+        default: the network's (0.001, VGGish 0.01, DeepSpeech 0.0001) or 1.0
+        for the 2023 procedure.
+      seed: int, or one int per stimulus: seeds the initial noise (pink noise
+        for audio, uniform for images). The same seed gives the same noise for
+        every layer, as in the original.
+      domain: ``'stimulus'`` (optimise the waveform / image) or
+        ``'cochleagram'`` (audio networks: optimise the cochleagram itself,
+        Table S6); the initial cochleagram is that of the initial noise.
+      modified_relu: use the gradient-1 ReLU at the matched layer when it is a
+        ReLU output (the paper's choice).
+      log_every: iterations between logged losses and snapshots (1000).
+      jit_compile: compile the update loop with XLA.
+      initial: optional explicit starting point (same shape as the optimised
+        variable) instead of the seeded noise.
+      strategy: optional ``tf.distribute`` strategy; the batch is split across
+        replicas (it must divide evenly). Build the network under
+        ``strategy.scope()`` so its weights are mirrored.
+    """
+
+    def __init__(self, network, natural, layer, procedure='feather2019', learning_rate=None,
+                 seed=0, domain='stimulus', modified_relu=True, log_every=1000,
+                 jit_compile=False, initial=None, strategy=None):
+        if procedure not in PROCEDURES:
+            raise SynthesisError('unknown procedure %r; choose one of %s'
+                                 % (procedure, ', '.join(PROCEDURES)))
+        if domain not in DOMAINS:
+            raise SynthesisError('unknown domain %r; choose one of %s' % (domain, ', '.join(DOMAINS)))
+        if domain == 'cochleagram' and not network.representation_stage:
+            raise SynthesisError('network %s has no cochleagram stage; cochleagram-domain metamers '
+                                 'need an audio network' % network.name)
+        self.network = network
+        self.layer = network.resolve(layer)
+        self.layer_name = layer
+        self.domain = domain
+        self.modified_relu = bool(modified_relu)
+        self.log_every = int(log_every) if log_every else 0
+        self.jit_compile = bool(jit_compile)
+        self.strategy = strategy
+
+        natural = np.asarray(natural, np.float32)
+        if natural.shape == tuple(network.input_shape):
+            natural = natural[None]
+        if natural.shape[1:] != tuple(network.input_shape):
+            raise SynthesisError('natural stimuli for %s must have shape %s or [batch] + that, got %s'
+                                 % (network.name, tuple(network.input_shape), natural.shape))
+        if not np.all(np.isfinite(natural)):
+            raise SynthesisError('the natural stimulus has NaN or infinite values')
+        self.natural = natural
+        self.batch_size = natural.shape[0]
+        if strategy is not None and self.batch_size % strategy.num_replicas_in_sync:
+            raise SynthesisError('batch of %d stimuli does not split evenly over %d replicas'
+                                 % (self.batch_size, strategy.num_replicas_in_sync))
+
+        seeds = np.atleast_1d(np.asarray(seed, np.int64))
+        if seeds.size == 1:
+            seeds = np.repeat(seeds, self.batch_size)
+        if seeds.size != self.batch_size:
+            raise SynthesisError('give one seed or one per stimulus (%d), got %d'
+                                 % (self.batch_size, seeds.size))
+        self.seeds = [int(s) for s in seeds]
+
+        if learning_rate is None:
+            learning_rate = network.default_learning_rate if procedure == 'feather2019' else 1.0
+        self.procedure = make_procedure(procedure, learning_rate, network.modality, domain)
+        self.learning_rate = float(learning_rate)
+
+        # What is optimised and how its representation is computed.
+        if domain == 'cochleagram':
+            self._from_stage = network.representation_stage
+            self.natural_representation = network.activations(
+                natural, [self._from_stage])[self._from_stage].numpy()
+        else:
+            self._from_stage = None
+            self.natural_representation = natural
+        self._identity = (domain == 'cochleagram' and self.layer == network.resolve(self._from_stage))
+        self._needed = network.stages_for_matching(self.layer, self.modified_relu)
+        if not self._identity:
+            self._forward_model = network.submodel(self._needed, from_stage=self._from_stage)
+        self.target = network.activations(natural, [self.layer])[self.layer].numpy()
+
+        if initial is None:
+            initial = self._initial_noise()
+        initial = np.asarray(initial, np.float32)
+        if initial.shape == self.natural_representation.shape[1:]:
+            initial = np.repeat(initial[None], self.batch_size, axis=0)
+        if initial.shape != self.natural_representation.shape:
+            raise SynthesisError('initial must have shape %s, got %s'
+                                 % (self.natural_representation.shape, initial.shape))
+        self.initial = initial
+
+        self._x = tf.constant(initial)
+        self._state = self.procedure.initial_state(self._x)
+        self.step = 0
+        self.history = {'step': [], 'loss': [], 'grad_norm': [], 'change_norm': [],
+                        'learning_rate': [], 'time_s': []}
+        self.snapshots = []
+        self.snapshot_steps = []
+        self.status = 'initialised'
+        self.message = ''
+        self._last_good = (0, initial)
+        self._prev_logged_x = initial
+        self._elapsed = 0.0
+        self._build_functions()
+
+    # ------------------------------------------------------------------ setup
+    def _initial_noise(self):
+        net = self.network
+        if net.modality == 'image':
+            stim = np.stack([_noise.image_noise(net.input_shape, s) for s in self.seeds])
+        else:
+            stim = np.stack([_noise.pink_noise(int(np.prod(net.input_shape)), s).reshape(net.input_shape)
+                             for s in self.seeds])
+        if self.domain == 'cochleagram':
+            return net.activations(stim, [self._from_stage])[self._from_stage].numpy()
+        return stim
+
+    def _represent(self, x):
+        """Matched tensor (modified ReLU where applicable) for optimised input ``x``."""
+        if self._identity:
+            return x
+        outputs = self._forward_model(x, training=False)
+        return self.network.matched_tensor(outputs, self.layer, self.modified_relu)
+
+    def _build_functions(self):
+        procedure = self.procedure
+
+        def objective_and_grad(x, target):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                total = procedure.objective(self._represent(x), target)
+            return total, tape.gradient(total, x)
+
+        def chunk(x, state, target, step, n):
+            total = tf.constant(np.nan, tf.float32)
+            for _ in tf.range(n):
+                total, grad = objective_and_grad(x, target)
+                x, state = procedure.apply(x, grad, state, step)
+                step += 1
+            return x, state, total
+
+        def evaluate(x, target):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                rep = self._represent(x)
+                total = procedure.objective(rep, target)
+            grad = tape.gradient(total, x)
+            per = procedure.loss_per_stimulus(rep, target)
+            gnorm = tf.sqrt(tf.reduce_sum(tf.reshape(tf.square(grad), [tf.shape(grad)[0], -1]), 1))
+            return per, gnorm
+
+        self._chunk_inner = chunk
+        self._chunk = tf.function(chunk, jit_compile=self.jit_compile, reduce_retracing=True)
+        self._evaluate = tf.function(evaluate, reduce_retracing=True)
+        if self.strategy is not None:
+            strategy = self.strategy
+
+            @tf.function
+            def distributed_chunk(x, state, target, step, n):
+                return strategy.run(chunk, args=(x, state, target, step, n))
+
+            self._distributed_chunk = distributed_chunk
+
+    # --------------------------------------------------------------- running
+    def _run_chunk(self, n):
+        step = tf.constant(self.step, tf.int64)
+        n = tf.constant(n, tf.int64)
+        target = tf.constant(self.target)
+        if self.strategy is None:
+            x, state, total = self._chunk(self._x, self._state, target, step, n)
+        else:
+            x, state, total = self._run_distributed(target, step, n)
+        self._x, self._state = x, state
+        return total
+
+    def _run_distributed(self, target, step, n):
+        strategy = self.strategy
+        replicas = strategy.num_replicas_in_sync
+        per = self.batch_size // replicas
+
+        def split(value):
+            return strategy.experimental_distribute_values_from_function(
+                lambda ctx: value[ctx.replica_id_in_sync_group * per:
+                                  (ctx.replica_id_in_sync_group + 1) * per])
+
+        batched = {k: v for k, v in self._state.items() if v.shape.rank and v.shape[0] == self.batch_size}
+        shared = {k: v for k, v in self._state.items() if k not in batched}
+        state_in = dict({k: split(v) for k, v in batched.items()}, **shared)
+        x, state, total = self._distributed_chunk(split(self._x), state_in, split(target), step, n)
+
+        def gather(value):
+            parts = strategy.experimental_local_results(value)
+            return tf.concat(parts, axis=0)
+
+        state_out = {k: gather(state[k]) for k in batched}
+        for k in shared:
+            state_out[k] = strategy.experimental_local_results(state[k])[0]
+        total = tf.add_n(list(strategy.experimental_local_results(total)))
+        return gather(x), state_out, total
+
+    def _log(self):
+        per, gnorm = self._evaluate(self._x, tf.constant(self.target))
+        x = self._x.numpy()
+        loss = per.numpy()
+        change = np.sqrt(np.sum((x - self._prev_logged_x).reshape(self.batch_size, -1).astype(np.float64) ** 2,
+                                axis=1))
+        self._prev_logged_x = x
+        self.history['step'].append(self.step)
+        self.history['loss'].append(loss)
+        self.history['grad_norm'].append(gnorm.numpy())
+        self.history['change_norm'].append(change)
+        self.history['learning_rate'].append(float(self.procedure.step_size(self.step).numpy()))
+        self.history['time_s'].append(self._elapsed)
+        finite = np.all(np.isfinite(loss)) and np.all(np.isfinite(x))
+        if finite:
+            self._last_good = (self.step, x)
+        return loss, finite
+
+    def synthesize(self, iterations=None, checkpoint_path=None, checkpoint_every=None,
+                   stop_threshold=None, stop_window=None, progress=None, progress_every=100):
+        """Run the optimisation to ``iterations`` total updates.
+
+        Args:
+          iterations: total number of updates (default: the procedure's, 15000 /
+            24000). Calling again with a larger number continues.
+          checkpoint_path: file for the run state; if it exists and belongs to
+            this run, the run resumes from it, and it is rewritten every
+            ``checkpoint_every`` iterations (default ``log_every``). A resumed
+            run ends bit-identical to an uninterrupted one.
+          stop_threshold, stop_window: optional convergence stop: stop at a log
+            point once the relative loss decrease over the last ``stop_window``
+            iterations is below ``stop_threshold`` for every stimulus.
+          progress: optional callable ``progress(step, iterations, mean_loss, it_per_s)``.
+          progress_every: iterations between progress calls.
+
+        Returns:
+          The metamers, ``[batch] + shape`` float32 (also ``self.metamer``).
+        """
+        if iterations is None:
+            iterations = self.procedure.default_iterations
+        iterations = int(iterations)
+        if iterations < 0:
+            raise SynthesisError('iterations must be >= 0, got %d' % iterations)
+        if checkpoint_path and os.path.exists(checkpoint_path):
+            self._restore(checkpoint_path)
+        if checkpoint_every is None:
+            checkpoint_every = self.log_every or iterations
+        if stop_window and self.log_every and stop_window % self.log_every:
+            raise SynthesisError('stop_window (%d) must be a multiple of log_every (%d)'
+                                 % (stop_window, self.log_every))
+        self.status = 'running'
+        if not self.history['step']:
+            self._log()
+        boundaries = [b for b in (self.log_every, checkpoint_every if checkpoint_path else 0,
+                                  progress_every if progress else 0) if b]
+        while self.step < iterations:
+            n = iterations - self.step
+            for b in boundaries:
+                n = min(n, b - self.step % b)
+            t0 = time.perf_counter()
+            total = self._run_chunk(n)
+            self.step += n
+            at_log = (self.log_every and self.step % self.log_every == 0) or self.step == iterations
+            if at_log:
+                loss, finite = self._log()
+            self._elapsed += time.perf_counter() - t0
+            if at_log and not finite:
+                good_step, good_x = self._last_good
+                self._x = tf.constant(good_x)
+                self.status = 'diverged'
+                self.message = ('loss became non-finite by iteration %d; kept the last finite '
+                                'snapshot (iteration %d); try a smaller learning rate'
+                                % (self.step, good_step))
+                warnings.warn(self.message, RuntimeWarning)
+                break
+            if at_log and self.log_every and self.step % self.log_every == 0:
+                self.snapshots.append(self._x.numpy())
+                self.snapshot_steps.append(self.step)
+            if progress:
+                progress(self.step, iterations, float(total.numpy()) / self.batch_size,
+                         n / max(time.perf_counter() - t0, 1e-9))
+            if checkpoint_path and (self.step % checkpoint_every == 0 or self.step == iterations):
+                self.save(checkpoint_path)
+            if at_log and stop_threshold is not None and self._converged(stop_threshold, stop_window):
+                self.status = 'converged'
+                self.message = 'stopped at iteration %d: relative loss change below %g' % (
+                    self.step, stop_threshold)
+                break
+        if self.status == 'running':
+            self.status = 'finished'
+        if self.snapshot_steps[-1:] != [self.step] and self.status != 'diverged':
+            self.snapshots.append(self._x.numpy())
+            self.snapshot_steps.append(self.step)
+        return self.metamer
+
+    def _converged(self, threshold, window):
+        steps = self.history['step']
+        window = window or self.log_every
+        if not steps or steps[-1] - window < 0 or (steps[-1] - window) not in steps:
+            return False
+        old = self.history['loss'][steps.index(steps[-1] - window)]
+        new = self.history['loss'][-1]
+        rel = (old - new) / np.maximum(np.abs(old), 1e-30)
+        return bool(np.all(rel < threshold))
+
+    # ------------------------------------------------------------- results
+    @property
+    def metamer(self):
+        """Current synthesised stimuli (or cochleagrams), ``[batch] + shape`` float32."""
+        return self._x.numpy()
+
+    @property
+    def loss(self):
+        """Logged losses, ``[n_logged, batch]``."""
+        return np.asarray(self.history['loss'], np.float64).reshape(-1, self.batch_size)
+
+    def config(self):
+        """Everything that defines this run (saved with the state and the results)."""
+        return dict(network=self.network.name, layer=self.layer, domain=self.domain,
+                    modified_relu=self.modified_relu, seeds=self.seeds, log_every=self.log_every,
+                    natural_sha1=_fingerprint(self.natural), initial_sha1=_fingerprint(self.initial),
+                    package_version=__version__, **self.procedure.config())
+
+    # -------------------------------------------------------- save / resume
+    def save(self, path):
+        """Write the whole run state to HDF5 atomically; :meth:`load` / resume read it."""
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix='.tmp', dir=directory)
+        os.close(fd)
+        try:
+            with h5py.File(tmp, 'w') as f:
+                f.attrs['format'] = STATE_FORMAT
+                f.attrs['config'] = json.dumps(self.config(), sort_keys=True)
+                f.attrs['step'] = self.step
+                f.attrs['status'] = self.status
+                f.attrs['elapsed_s'] = self._elapsed
+                f['natural'] = self.natural
+                f['initial'] = self.initial
+                f['x'] = self._x.numpy()
+                f['prev_logged_x'] = self._prev_logged_x
+                f['last_good_x'] = self._last_good[1]
+                f.attrs['last_good_step'] = self._last_good[0]
+                state = f.create_group('optimizer')
+                for k, v in self._state.items():
+                    state[k] = np.asarray(v)
+                hist = f.create_group('history')
+                for k, v in self.history.items():
+                    hist[k] = np.asarray(v)
+                f['snapshot_steps'] = np.asarray(self.snapshot_steps, np.int64)
+                f['snapshots'] = (np.stack(self.snapshots) if self.snapshots
+                                  else np.zeros((0,) + self._x.shape, np.float32))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def _restore(self, path):
+        try:
+            f = h5py.File(path, 'r')
+        except OSError as exc:
+            raise SynthesisError('cannot read synthesis state %s (%s); delete it to start over'
+                                 % (path, exc))
+        with f:
+            if f.attrs.get('format') != STATE_FORMAT:
+                raise SynthesisError('%s is not a synthesis state file; delete it or choose '
+                                     'another path' % path)
+            saved = json.loads(f.attrs['config'])
+            mine = json.loads(json.dumps(self.config(), sort_keys=True))
+            diff = sorted(k for k in set(saved) | set(mine)
+                          if k != 'package_version' and saved.get(k) != mine.get(k))
+            if diff:
+                raise SynthesisError('state file %s belongs to a different run (differs in: %s); '
+                                     'delete it or use another output folder' % (path, ', '.join(diff)))
+            self.step = int(f.attrs['step'])
+            self._elapsed = float(f.attrs['elapsed_s'])
+            self._x = tf.constant(f['x'][()])
+            self._prev_logged_x = f['prev_logged_x'][()]
+            self._last_good = (int(f.attrs['last_good_step']), f['last_good_x'][()])
+            self._state = {k: tf.constant(f['optimizer'][k][()]) for k in f['optimizer']}
+            self.history = {k: [np.asarray(v) if np.ndim(v) else v.item() for v in f['history'][k][()]]
+                            for k in f['history']}
+            for k in ('step',):
+                self.history[k] = [int(v) for v in self.history[k]]
+            for k in ('learning_rate', 'time_s'):
+                self.history[k] = [float(v) for v in self.history[k]]
+            self.snapshot_steps = [int(s) for s in f['snapshot_steps'][()]]
+            self.snapshots = list(f['snapshots'][()])
+            self.status = str(f.attrs['status'])
+
+    @classmethod
+    def load(cls, path, network, **kwargs):
+        """Rebuild a synthesizer from a state file written by :meth:`save` (continue with ``synthesize``)."""
+        with h5py.File(path, 'r') as f:
+            config = json.loads(f.attrs['config'])
+            natural = f['natural'][()]
+            initial = f['initial'][()]
+        synth = cls(network, natural, config['layer'], procedure=config['procedure'],
+                    learning_rate=config['learning_rate'], seed=config['seeds'],
+                    domain=config['domain'], modified_relu=config['modified_relu'],
+                    log_every=config['log_every'], initial=initial, **kwargs)
+        synth._restore(path)
+        return synth
+
+
+def iterations_per_second(history):
+    """Mean iterations per second over a finished history (for reports)."""
+    if len(history['step']) < 2 or not history['time_s'][-1]:
+        return math.nan
+    return history['step'][-1] / history['time_s'][-1]

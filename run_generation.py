@@ -1,0 +1,147 @@
+"""Generate validated model metamers from the command line.
+
+    python run_generation.py --network=word_reduced_aliasing --layer=conv_2 --input=speech.wav
+    python run_generation.py --demo          # what `make demo` runs
+
+A thin absl wrapper over :mod:`model_metamers.generation`; see README.md for the
+output files. Errors are printed as one line and the exit status is 1.
+"""
+
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('network', 'word_reduced_aliasing', 'registered network name (see --list_networks)')
+flags.DEFINE_string('layer', 'all', "metamer layer, comma-separated layers, or 'all'")
+flags.DEFINE_string('weights', 'auto',
+                    "'auto' (checkpoints/<network>.weights.h5), 'random', a converted .weights.h5 "
+                    'file, or an original-format checkpoint prefix')
+flags.DEFINE_string('input', None, 'audio or image file(s): comma-separated paths or a folder; '
+                    'default: the demo sound / image shipped with the package')
+flags.DEFINE_integer('iterations', None, 'optimisation steps (default 15000; 24000 for feather2023)')
+flags.DEFINE_float('learning_rate', None, "Adam learning rate (default: the network's)")
+flags.DEFINE_integer('seed', 0, 'seed of the initial noise (same noise for every layer)')
+flags.DEFINE_string('output_dir', 'metamers_out', 'results go to <output_dir>/<network>/')
+flags.DEFINE_integer('log_every', 1000, 'iterations between logged losses and snapshots')
+flags.DEFINE_string('null_distribution', None, 'HDF5 null distribution; enables the full pass criterion')
+flags.DEFINE_boolean('jit_compile', False, 'compile the update loop with XLA')
+flags.DEFINE_integer('batch_size', 1, 'inputs optimised together (same layer)')
+flags.DEFINE_integer('num_shards', 1, 'split inputs x layers over this many jobs (cluster array)')
+flags.DEFINE_integer('shard_index', 0, 'which shard this job runs (0-based)')
+flags.DEFINE_string('tensorboard_dir', None, 'write loss curves, Spearman and audio/image summaries here')
+flags.DEFINE_enum('procedure', 'feather2019', ['feather2019', 'feather2023'],
+                  'optimisation procedure: the paper (default) or the 2023 follow-up')
+flags.DEFINE_enum('domain', 'stimulus', ['stimulus', 'cochleagram'],
+                  'optimise the stimulus (default) or the cochleagram (audio networks)')
+flags.DEFINE_integer('checkpoint_every', None, 'iterations between saved run states (default: log_every)')
+flags.DEFINE_float('stop_threshold', None, 'stop early when the relative loss change over '
+                   '--stop_window iterations is below this')
+flags.DEFINE_integer('stop_window', None, 'window (iterations) of the early stop')
+flags.DEFINE_boolean('figures', True, 'write a PNG figure per input (needs matplotlib)')
+flags.DEFINE_boolean('merge', False, 'only assemble per-input files from shard parts, then exit')
+flags.DEFINE_boolean('demo', False, 'the embedded default: demo sound, word_reduced_aliasing, '
+                     'random weights unless a converted checkpoint exists, 2 layers, 200 iterations')
+flags.DEFINE_boolean('list_networks', False, 'print the registered networks and exit')
+flags.DEFINE_boolean('list_layers', False, "print the network's metamer layers and exit")
+
+AUDIO_EXT = ('.wav', '.flac', '.ogg')
+IMAGE_EXT = ('.png', '.jpg', '.jpeg')
+
+DEMO = dict(network='word_reduced_aliasing', layers=['pool_0_0', 'conv_2'], iterations=200,
+            log_every=50)
+
+
+def _inputs(value):
+    if not value:
+        return None
+    paths = []
+    for item in value.split(','):
+        item = item.strip()
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, f) for f in os.listdir(item)
+                           if f.lower().endswith(AUDIO_EXT + IMAGE_EXT))
+            if not found:
+                raise ValueError('folder %s holds no audio or image files' % item)
+            paths += found
+        elif item:
+            paths.append(item)
+    return paths
+
+
+def settings_from_flags():
+    from model_metamers.generation import GenerationSettings
+    from model_metamers.networks.checkpoints import default_weights_path
+
+    layers = None if FLAGS.layer in ('all', '') else [s.strip() for s in FLAGS.layer.split(',') if s.strip()]
+    s = GenerationSettings(
+        network=FLAGS.network, layers=layers, weights=FLAGS.weights, inputs=_inputs(FLAGS.input),
+        iterations=FLAGS.iterations, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
+        output_dir=FLAGS.output_dir, log_every=FLAGS.log_every,
+        null_distribution=FLAGS.null_distribution, jit_compile=FLAGS.jit_compile,
+        batch_size=FLAGS.batch_size, num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index,
+        tensorboard_dir=FLAGS.tensorboard_dir, procedure=FLAGS.procedure, domain=FLAGS.domain,
+        checkpoint_every=FLAGS.checkpoint_every, stop_threshold=FLAGS.stop_threshold,
+        stop_window=FLAGS.stop_window, figures=FLAGS.figures)
+    if FLAGS.demo:
+        s.network = DEMO['network']
+        s.layers = DEMO['layers']
+        s.iterations = FLAGS.iterations or DEMO['iterations']
+        s.log_every = DEMO['log_every']
+        converted = default_weights_path(s.network)
+        s.weights = converted if os.path.exists(converted) else 'random'
+    return s
+
+
+def run(argv):
+    del argv
+    from model_metamers import networks, results
+    from model_metamers.generation import generate, summary_table
+
+    if FLAGS.list_networks:
+        for name, (modality, text) in networks.describe_networks().items():
+            print('%-32s %-6s %s' % (name, modality, text))
+        return 0
+    settings = settings_from_flags()
+    if FLAGS.list_layers:
+        net = networks.build(settings.network, weights='random')
+        print(net.describe())
+        return 0
+    if FLAGS.merge:
+        paths = results.merge(os.path.join(settings.output_dir, settings.network))
+        print('assembled %d result file(s) in %s' % (len(paths), os.path.join(settings.output_dir,
+                                                                             settings.network)))
+        return 0
+    if FLAGS.demo:
+        print('demo: %s, weights=%s, layers %s, %d iterations' % (
+            settings.network, settings.weights, ','.join(settings.layers), settings.iterations))
+    rows = generate(settings)
+    print(summary_table(rows))
+    out = os.path.join(settings.output_dir, settings.network)
+    print('outputs in %s (one .h5 per input, WAV/PNG per layer, <input>_figure.png)' % os.path.abspath(out))
+    return 1 if any(r['status'] == 'diverged' for r in rows) else 0
+
+
+def main(argv):
+    from model_metamers.errors import USER_ERRORS
+
+    try:
+        code = run(argv)
+    except USER_ERRORS as exc:
+        print('error: %s' % str(exc).strip(), file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print('interrupted: run the same command again to resume', file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+def entry_point():
+    app.run(main)
+
+
+if __name__ == '__main__':
+    entry_point()

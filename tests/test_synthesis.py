@@ -1,0 +1,275 @@
+"""The synthesis engine on small networks: the original procedure exactly, batching, resume."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_metamers.networks.base import MetamerNetwork
+from model_metamers.synthesis import (Feather2019, Feather2023, MetamerSynthesizer, SynthesisError,
+                                      image_noise, pink_noise)
+
+
+def toy_network(modality='image', n_in=48, seed=0):
+    """Dense -> ReLU -> Dense -> ReLU -> logits, with known pre-activations."""
+    init = keras.initializers.GlorotUniform(seed=seed)
+    inp = keras.Input((n_in,))
+    h1 = keras.layers.Dense(24, name='d1', kernel_initializer=init, bias_initializer='zeros')(inp)
+    r1 = keras.layers.ReLU(name='r1')(h1)
+    h2 = keras.layers.Dense(16, name='d2', kernel_initializer=keras.initializers.GlorotUniform(seed + 1))(r1)
+    r2 = keras.layers.ReLU(name='r2')(h2)
+    logits = keras.layers.Dense(4, name='logits', kernel_initializer=keras.initializers.GlorotUniform(seed + 2))(r2)
+    stages = {'input': inp, 'd1': h1, 'relu1': r1, 'd2': h2, 'relu2': r2, 'logits': logits}
+    net = MetamerNetwork('toy_' + modality, inp, stages, ['relu1', 'relu2', 'logits'], list('abcd'),
+                         modality, relu_stages={'relu1': ['d1'], 'relu2': ['d2']},
+                         sample_rate=16000 if modality == 'audio' else None)
+    return net
+
+
+def natural_images(n, n_in=48, seed=1):
+    return np.random.RandomState(seed).rand(n, n_in).astype(np.float32)
+
+
+def test_one_step_is_a_hand_computed_adam_step():
+    net = toy_network()
+    nat = natural_images(1)
+    x0 = natural_images(1, seed=5) * 0.1 + 0.5
+    synth = MetamerSynthesizer(net, nat, 'logits', learning_rate=0.003, initial=x0)
+    # Gradient of sum((t - f(x))^2)/2 by hand from the Keras weights (float64).
+    w = {n: [v.numpy().astype(np.float64) for v in net.model.get_layer(n).weights]
+         for n in ('d1', 'd2', 'logits')}
+    x = x0.astype(np.float64)
+    a1 = x @ w['d1'][0] + w['d1'][1]
+    z1 = np.maximum(a1, 0)
+    a2 = z1 @ w['d2'][0] + w['d2'][1]
+    z2 = np.maximum(a2, 0)
+    out = z2 @ w['logits'][0] + w['logits'][1]
+    d_out = out - synth.target.astype(np.float64)
+    d_z2 = d_out @ w['logits'][0].T
+    d_z1 = (d_z2 * (a2 > 0)) @ w['d2'][0].T
+    grad = (d_z1 * (a1 > 0)) @ w['d1'][0].T
+    # Adam, TF1 constants, first update (t = 1), learning rate 0.003 * 0.95**0.
+    beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, 0.003
+    m = (1 - beta1) * grad
+    v = (1 - beta2) * grad ** 2
+    expected = x - lr * np.sqrt(1 - beta2) / (1 - beta1) * m / (np.sqrt(v) + eps)
+    expected = np.clip(expected, 0, 1)  # images stay in [0, 1]
+    synth.synthesize(1)
+    np.testing.assert_allclose(synth.metamer, expected, rtol=1e-5, atol=1e-7)
+    assert np.abs(synth.metamer - x0).max() > 1e-4  # it moved
+
+
+def test_learning_rate_schedule_is_tf1_exponential_decay():
+    proc = Feather2019(0.001)
+    for step in (0, 1, 999, 1000, 1500, 14999):
+        expected = tf.compat.v1.train.exponential_decay(0.001, step, 1000, 0.95, staircase=False)()
+        assert proc.step_size(step).numpy() == expected.numpy()
+    assert proc.step_size(2000).numpy() == pytest.approx(0.001 * 0.95 ** 2, rel=1e-6)
+
+
+@pytest.mark.parametrize('modality', ['image', 'audio'])
+def test_bit_identical_to_the_tf1_adam_loop(modality):
+    """The original procedure: tf.compat.v1 AdamOptimizer + exponential_decay in a session."""
+    net = toy_network(modality)
+    nat = natural_images(2)
+    x0 = natural_images(2, seed=3) * 0.1 + 0.5
+    n_steps = 120
+    synth = MetamerSynthesizer(net, nat, 'relu2', learning_rate=0.01, initial=x0, log_every=50)
+    synth.synthesize(n_steps)
+    weights = {n: [v.numpy() for v in net.model.get_layer(n).weights] for n in ('d1', 'd2')}
+    graph = tf.Graph()
+    with graph.as_default():
+        v1 = tf.compat.v1
+        x = v1.Variable(x0)
+
+        @tf.custom_gradient
+        def jittered_relu(z):
+            return tf.nn.relu(z), lambda dy: dy
+
+        h = tf.nn.relu(tf.matmul(x, weights['d1'][0]) + weights['d1'][1])
+        rep = jittered_relu(tf.matmul(h, weights['d2'][0]) + weights['d2'][1])
+        loss = tf.nn.l2_loss(synth.target - rep)
+        step = v1.Variable(0, trainable=False)
+        rate = v1.train.exponential_decay(0.01, step, 1000, 0.95)
+        train = v1.train.AdamOptimizer(rate).minimize(loss, var_list=[x], global_step=step)
+        clip = v1.assign(x, tf.clip_by_value(x, 0, 1))
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            for _ in range(n_steps):
+                sess.run(train)
+                if modality == 'image':
+                    sess.run(clip)
+            expected = sess.run(x)
+    np.testing.assert_array_equal(synth.metamer, expected)
+
+
+def test_modified_relu_only_at_the_matched_layer():
+    net = toy_network()
+    nat = natural_images(1)
+    synth = MetamerSynthesizer(net, nat, 'relu2', initial=natural_images(1, seed=2))
+    x = tf.constant(synth.initial)
+    # Forward values equal the ordinary ReLU.
+    rep = synth._represent(x)
+    np.testing.assert_array_equal(rep.numpy(), net.activations(x, ['relu2'])['relu2'].numpy())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        modified = tf.reduce_sum(synth._represent(x) * tf.constant(np.arange(16, dtype=np.float32)))
+        ordinary = tf.reduce_sum(net.activations(x, ['relu2'])['relu2'] * np.arange(16, dtype=np.float32))
+        preact = tf.reduce_sum(net.activations(x, ['d2'])['d2'] * np.arange(16, dtype=np.float32))
+    g_mod = tape.gradient(modified, x).numpy()
+    assert np.any(net.activations(x, ['d2'])['d2'].numpy() < 0)  # some units are silenced
+    # Gradient 1 through the matched ReLU == gradient of the pre-activation ...
+    np.testing.assert_allclose(g_mod, tape.gradient(preact, x).numpy(), rtol=1e-6)
+    # ... which differs from the ordinary ReLU's, while relu1 below stays ordinary.
+    assert not np.allclose(g_mod, tape.gradient(ordinary, x).numpy())
+    plain = MetamerSynthesizer(net, nat, 'relu2', initial=synth.initial, modified_relu=False)
+    np.testing.assert_allclose(plain._represent(x).numpy(), rep.numpy())
+
+
+def test_batch_equals_separate_runs():
+    net = toy_network('audio')
+    nat = natural_images(3) - 0.5
+    together = MetamerSynthesizer(net, nat, 'relu1', seed=[4, 5, 6], log_every=20)
+    together.synthesize(60)
+    for k in range(3):
+        alone = MetamerSynthesizer(net, nat[k], 'relu1', seed=4 + k, log_every=20)
+        alone.synthesize(60)
+        np.testing.assert_allclose(together.metamer[k], alone.metamer[0], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(together.loss[:, k], alone.loss[:, 0], rtol=1e-5)
+
+
+def test_resume_after_a_kill_is_bit_identical(tmp_path):
+    net = toy_network()
+    nat = natural_images(2)
+    full = MetamerSynthesizer(net, nat, 'relu1', log_every=10, seed=3)
+    full.synthesize(50)
+    state = str(tmp_path / 'run.state.h5')
+    first = MetamerSynthesizer(net, nat, 'relu1', log_every=10, seed=3)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_30(step, total, loss, rate):
+        if step == 30:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        first.synthesize(50, checkpoint_path=state, checkpoint_every=10, progress=kill_at_30,
+                         progress_every=10)
+    assert os.path.exists(state)
+    # The same command again: a fresh object resumes from the state file.
+    second = MetamerSynthesizer(net, nat, 'relu1', log_every=10, seed=3)
+    second.synthesize(50, checkpoint_path=state, checkpoint_every=10)
+    np.testing.assert_array_equal(second.metamer, full.metamer)
+    np.testing.assert_array_equal(second.loss, full.loss)
+    assert second.snapshot_steps == full.snapshot_steps == [10, 20, 30, 40, 50]
+    # A state file of another run is refused, not silently mixed in.
+    other = MetamerSynthesizer(net, nat, 'relu2', log_every=10, seed=3)
+    with pytest.raises(SynthesisError, match='different run'):
+        other.synthesize(50, checkpoint_path=state)
+    loaded = MetamerSynthesizer.load(state, net)
+    np.testing.assert_array_equal(loaded.metamer, full.metamer)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_snapshot():
+    net = toy_network('audio')
+    nat = natural_images(1)
+    synth = MetamerSynthesizer(net, nat, 'logits', learning_rate=1e38, log_every=5, seed=0)
+    with pytest.warns(RuntimeWarning, match='non-finite'):
+        synth.synthesize(200)
+    assert synth.status == 'diverged' and 'non-finite' in synth.message
+    assert np.all(np.isfinite(synth.metamer))
+
+
+def test_logs_and_snapshots_follow_the_original_loop():
+    net = toy_network()
+    synth = MetamerSynthesizer(net, natural_images(1), 'relu2', log_every=40)
+    synth.synthesize(100)
+    assert synth.history['step'] == [0, 40, 80, 100]
+    assert synth.snapshot_steps == [40, 80, 100]
+    assert len(synth.history['grad_norm']) == 4 and len(synth.history['change_norm']) == 4
+    assert synth.history['learning_rate'][0] == pytest.approx(0.001)
+    assert synth.history['change_norm'][0][0] == 0 and synth.history['change_norm'][1][0] > 0
+    assert synth.loss[-1, 0] < synth.loss[0, 0]
+    assert np.all((synth.metamer >= 0) & (synth.metamer <= 1))
+
+
+def test_convergence_stop():
+    net = toy_network()
+    synth = MetamerSynthesizer(net, natural_images(1), 'relu1', log_every=50, learning_rate=0.05)
+    synth.synthesize(5000, stop_threshold=1e-3, stop_window=100)
+    assert synth.status == 'converged' and synth.step < 5000
+
+
+def test_feather2023_steps_have_fixed_length_and_halving_size():
+    net = toy_network('audio')
+    nat = natural_images(2) - 0.5
+    x0 = np.zeros((2, 48), np.float32)
+    synth = MetamerSynthesizer(net, nat, 'relu1', procedure='feather2023', initial=x0,
+                               learning_rate=0.05, log_every=1)
+    synth.synthesize(1)
+    np.testing.assert_allclose(np.linalg.norm(synth.metamer, axis=1), 0.05, rtol=1e-5)
+    proc = Feather2023(1.0, block_length=3000)
+    assert proc.step_size(2999).numpy() == 1.0 and proc.step_size(3000).numpy() == 0.5
+    assert proc.step_size(21000).numpy() == pytest.approx(0.5 ** 7)
+    assert Feather2023.default_iterations == 24000
+    target = tf.constant([[3.0, 4.0]])
+    assert proc.loss_per_stimulus(tf.constant([[0.0, 0.0]]), target).numpy()[0] == pytest.approx(1.0)
+    clamped = MetamerSynthesizer(net, nat, 'relu1', procedure='feather2023', learning_rate=50.0)
+    clamped.synthesize(3)
+    assert np.abs(clamped.metamer).max() <= 1.0
+
+
+def test_pink_noise_follows_the_reference_recipe(reference_word):
+    # The shared reference's pink input is the original recipe without mean removal.
+    ref = reference_word['pink_waveform'][0].astype(np.float64)
+    mine = pink_noise(40000, seed=0, rms=0.1, scale=1.0)
+    np.testing.assert_allclose(mine, ref - ref.mean(), atol=2e-7)
+    init = pink_noise(40000, seed=0)
+    # RMS 0.1 first, mean removed after (the original's order), then times 0.1.
+    expected_rms = 0.1 * np.sqrt(0.1 ** 2 - ref.mean() ** 2)
+    assert abs(np.sqrt(np.mean(init.astype(np.float64) ** 2)) - expected_rms) < 1e-7
+    assert abs(init.mean()) < 1e-9
+    img = image_noise((8, 8, 3), seed=1)
+    assert img.min() >= 0.5 and img.max() < 0.6
+
+
+def test_mirrored_strategy_with_one_replica_matches():
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+    with strategy.scope():
+        net = toy_network()
+    nat = natural_images(2)
+    plain = MetamerSynthesizer(net, nat, 'relu2', log_every=10)
+    plain.synthesize(30)
+    dist = MetamerSynthesizer(net, nat, 'relu2', log_every=10, strategy=strategy)
+    dist.synthesize(30)
+    np.testing.assert_allclose(dist.metamer, plain.metamer, atol=1e-7)
+
+
+def test_xla_compiled_loop_matches():
+    net = toy_network('audio')
+    nat = natural_images(1) - 0.5
+    plain = MetamerSynthesizer(net, nat, 'relu1', log_every=10)
+    plain.synthesize(20)
+    xla = MetamerSynthesizer(net, nat, 'relu1', log_every=10, jit_compile=True)
+    xla.synthesize(20)
+    np.testing.assert_allclose(xla.metamer, plain.metamer, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(procedure='adam'), 'procedure'),
+    (dict(domain='spectrogram'), 'domain'),
+    (dict(domain='cochleagram'), 'cochleagram'),
+    (dict(seed=[1, 2, 3]), 'seed'),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(SynthesisError, match=message):
+        MetamerSynthesizer(toy_network(), natural_images(2), 'relu1', **kwargs)
+
+
+def test_unknown_layer_lists_valid_names():
+    from model_metamers.networks import UnknownLayerError
+    with pytest.raises(UnknownLayerError, match='relu1, relu2, logits'):
+        MetamerSynthesizer(toy_network(), natural_images(1), 'conv9')
