@@ -1,0 +1,70 @@
+"""Spearman rho and the pass criterion of SPEC §5."""
+
+import h5py
+import numpy as np
+import pytest
+import scipy.stats
+
+from model_metamers import validation
+from tests.test_synthesis import natural_images, toy_network
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_spearman_equals_scipy_including_ties(seed):
+    rng = np.random.RandomState(seed)
+    a = rng.randn(500)
+    b = a + rng.randn(500)
+    # ReLU-like activations: many exact zeros (ties).
+    a[rng.rand(500) < 0.4] = 0
+    b[rng.rand(500) < 0.3] = 0
+    b[:50] = np.round(b[:50], 1)
+    expected = scipy.stats.spearmanr(a, b).correlation
+    assert validation.spearman(a, b) == pytest.approx(expected, abs=1e-12)
+    assert validation.spearman(a.reshape(20, 25), b.reshape(25, 20)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_constant_activations_give_zero():
+    assert validation.spearman(np.zeros(10), np.arange(10)) == 0.0
+
+
+def _null_file(path, layer_values):
+    with h5py.File(path, 'w') as f:
+        for layer, values in layer_values.items():
+            f.create_group(layer).create_dataset('spearman', data=np.asarray(values))
+    return str(path)
+
+
+def test_pass_criterion_with_a_hand_made_null(tmp_path):
+    net = toy_network()
+    nat = natural_images(2)
+    # Metamer 0 is the natural stimulus itself (rho 1, same class); metamer 1 is noise.
+    metamers = np.stack([nat[0], np.random.RandomState(9).rand(48).astype(np.float32)])
+    low = _null_file(tmp_path / 'low.h5', {'relu1': [0.1, 0.2, 0.3], 'relu2': [0.0], 'logits': [0.5]})
+    high = _null_file(tmp_path / 'high.h5', {'relu1': [0.2, 1.0], 'relu2': [0.0], 'logits': [0.5]})
+    res = validation.validate(net, nat, metamers, 'relu1', null=low)
+    assert res[0].spearman_matched == pytest.approx(1.0)
+    assert res[0].same_class and res[0].passed and res[0].null_max == pytest.approx(0.3)
+    nat_logits = net.logits(nat).numpy()
+    met_logits = net.logits(metamers).numpy()
+    assert res[1].same_class == (np.argmax(nat_logits[1]) == np.argmax(met_logits[1]))
+    assert res[1].spearman_matched == pytest.approx(scipy.stats.spearmanr(
+        net.activations(nat[1:], ['relu1'])['relu1'].numpy().ravel(),
+        net.activations(metamers[1:], ['relu1'])['relu1'].numpy().ravel()).correlation, abs=1e-9)
+    # rho must be strictly above the null's maximum: a perfect copy fails a null reaching 1.
+    res_high = validation.validate(net, nat[:1], metamers[:1], 'relu1', null=high)
+    assert res_high[0].spearman_matched == pytest.approx(1.0) and res_high[0].same_class
+    assert not res_high[0].passed
+    assert set(res[0].spearman_layers) == {'relu1', 'relu2', 'logits'}
+    # Without a null only the class criterion is available, and the result says so.
+    plain = validation.validate(net, nat, metamers, 'relu1')
+    assert plain[0].passed and 'no null' in plain[0].criterion and np.isnan(plain[0].null_max)
+
+
+def test_null_without_the_layer_is_an_error(tmp_path):
+    path = _null_file(tmp_path / 'n.h5', {'relu2': [0.1]})
+    with pytest.raises(ValueError, match='no layer'):
+        validation.validate(toy_network(), natural_images(1), natural_images(1), 'relu1', null=path)
+    empty = tmp_path / 'empty.h5'
+    h5py.File(empty, 'w').close()
+    with pytest.raises(ValueError, match='no null'):
+        validation.load_null(str(empty))
