@@ -1,0 +1,334 @@
+"""Null distributions: how similar are the activations of two unrelated natural stimuli?
+
+For every metamer layer, Spearman rho (the 2019 criterion), Pearson r and the
+dB SNR (2023 follow-up) between the activations of random pairs of natural
+stimuli. A metamer passes only if its rho at the matched layer exceeds the
+largest null rho (SPEC §5).
+
+Fast path: each stimulus's activations are ranked once (ties get average
+ranks) and standardised; the Spearman rho of a pair is then the mean product
+of the two standardised rank vectors, and Pearson r the same on the raw
+activations. A pair where either activation is constant (e.g. all zeros) gets
+correlation 0 and is counted.
+
+Usage (absl)::
+
+    python -m model_metamers.null_distribution --network=word_reduced_aliasing \
+        --weights=checkpoints/word_reduced_aliasing.weights.h5 --dataset=speech_folder/ \
+        --num_pairs=1000000 --output=nulls/word_reduced_aliasing.h5
+    # on a cluster: add --num_shards=100 --shard_index=$SLURM_ARRAY_TASK_ID, then
+    python -m model_metamers.null_distribution --merge --output=nulls/word_reduced_aliasing.h5 \
+        --num_shards=100
+
+Output: HDF5 with one group per layer holding ``spearman``, ``pearson``,
+``snr_db`` (one value per pair) and ``pairs`` (stimulus indices), with
+attributes (network, weights, dataset, seed, number of stimuli and pairs,
+feature count).
+"""
+
+import os
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+from model_metamers.validation import rank_average
+
+FORMAT = 'model_metamers.null.v1'
+AUDIO_EXT = ('.wav', '.flac', '.ogg')
+IMAGE_EXT = ('.png', '.jpg', '.jpeg')
+
+
+class NullDistributionError(ValueError):
+    """Bad dataset or shard arguments for a null distribution."""
+
+
+# ------------------------------------------------------------------ datasets
+def list_dataset(path, modality):
+    """Stimulus sources of a dataset: sorted files of a folder, or records of TFRecord files."""
+    ext = AUDIO_EXT if modality == 'audio' else IMAGE_EXT
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(ext))
+        if len(files) < 2:
+            raise NullDistributionError('%s holds %d %s file(s); a null needs at least 2'
+                                        % (path, len(files), modality))
+        return files
+    if path.endswith(('.tfrecord', '.tfrecords')) or '*' in path:
+        import glob
+        files = sorted(glob.glob(path))
+        if not files:
+            raise NullDistributionError('no TFRecord files match %s' % path)
+        return files
+    raise NullDistributionError('dataset %s is neither a folder of %s files nor TFRecord files'
+                                % (path, '/'.join(ext)))
+
+
+def load_stimuli(network, sources, feature='signal'):
+    """All stimuli of a dataset as ``[N] + network.input_shape`` float32.
+
+    Folders go through the normal loaders (audio: mono, 20 kHz, 2 s, RMS 0.1;
+    images: centre crop, resize, [0, 1]). TFRecords: each record's ``feature``
+    is a float list (a waveform, prepared like a file) or bytes (an encoded image).
+    """
+    from model_metamers.generation import load_stimulus
+
+    if sources and sources[0].endswith(('.tfrecord', '.tfrecords')):
+        return _load_tfrecords(network, sources, feature)
+    return np.stack([load_stimulus(network, s) for s in sources])
+
+
+def _load_tfrecords(network, files, feature):
+    import tensorflow as tf
+    from model_metamers import audio
+
+    out = []
+    for raw in tf.data.TFRecordDataset(files):
+        example = tf.train.Example.FromString(raw.numpy())
+        if feature not in example.features.feature:
+            raise NullDistributionError('TFRecord examples have no feature %r (they have %s)'
+                                        % (feature, ', '.join(example.features.feature)))
+        value = example.features.feature[feature]
+        if network.modality == 'audio':
+            wave = np.asarray(value.float_list.value, np.float64)
+            n = int(np.prod(network.input_shape))
+            out.append(audio.normalize_rms(audio.fit_length(wave, n)).astype(np.float32))
+        else:
+            from model_metamers import images
+            out.append(images.prepare_image(tf.io.decode_image(value.bytes_list.value[0], channels=3,
+                                                               expand_animations=False).numpy(),
+                                            network.input_shape[0]))
+    if len(out) < 2:
+        raise NullDistributionError('the TFRecords hold %d stimulus; a null needs at least 2' % len(out))
+    return np.stack(out)
+
+
+# --------------------------------------------------------------- statistics
+def standardize(values):
+    """Centre and scale to unit RMS (float32 out); constant input gives zeros."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v - v.mean()
+    norm = np.sqrt(np.mean(v ** 2))
+    if norm == 0 or not np.isfinite(norm):
+        return np.zeros(v.shape, np.float32)
+    return (v / norm).astype(np.float32)
+
+
+class LayerSummary:
+    """Per-stimulus standardised ranks, standardised values and moments at one layer.
+
+    ``rank_z``, ``raw_z``: ``[N, F]`` float32; ``mean``, ``std``, ``sumsq``: ``[N]`` float64.
+    """
+
+    def __init__(self, activations):
+        acts = np.asarray(activations).reshape(len(activations), -1)
+        n, f = acts.shape
+        self.n_features = f
+        self.rank_z = np.empty((n, f), np.float32)
+        self.raw_z = np.empty((n, f), np.float32)
+        self.mean = np.empty(n)
+        self.std = np.empty(n)
+        self.sumsq = np.empty(n)
+        for i in range(n):
+            a = acts[i].astype(np.float64)
+            self.rank_z[i] = standardize(rank_average(a))
+            self.raw_z[i] = standardize(a)
+            self.mean[i] = a.mean()
+            self.std[i] = a.std()
+            self.sumsq[i] = np.dot(a, a)
+
+    def pair_statistics(self, pairs, block=32):
+        """``(spearman, pearson, snr_db)`` arrays for ``pairs`` ``[P, 2]`` of stimulus indices.
+
+        SNR treats the first stimulus of a pair as the signal:
+        ``10 log10(|a|^2 / |a - b|^2)``.
+        """
+        pairs = np.asarray(pairs, np.int64)
+        spear = np.empty(len(pairs))
+        pear = np.empty(len(pairs))
+        f = float(self.n_features)
+        order = np.argsort(pairs[:, 0], kind='stable')
+        for start in range(0, len(order), block):
+            idx = order[start:start + block]
+            a, b = pairs[idx, 0], pairs[idx, 1]
+            # float64 accumulation: rho near 1 must not lose digits.
+            spear[idx] = np.einsum('ij,ij->i', self.rank_z[a].astype(np.float64),
+                                   self.rank_z[b].astype(np.float64)) / f
+            pear[idx] = np.einsum('ij,ij->i', self.raw_z[a].astype(np.float64),
+                                  self.raw_z[b].astype(np.float64)) / f
+        a, b = pairs[:, 0], pairs[:, 1]
+        cross = f * (self.std[a] * self.std[b] * pear + self.mean[a] * self.mean[b])
+        diff = np.maximum(self.sumsq[a] + self.sumsq[b] - 2 * cross, 0)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            snr = 10 * np.log10(self.sumsq[a] / diff)
+        return spear, pear, snr
+
+
+def sample_pairs(n_stimuli, num_pairs, seed=0):
+    """``[num_pairs, 2]`` random pairs of distinct stimulus indices (with replacement across pairs)."""
+    if n_stimuli < 2:
+        raise NullDistributionError('a null needs at least 2 stimuli, got %d' % n_stimuli)
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, n_stimuli, num_pairs)
+    # Shift the second index by 1..n-1 so the two are always different.
+    second = (first + rng.integers(1, n_stimuli, num_pairs)) % n_stimuli
+    return np.stack([first, second], axis=1)
+
+
+def shard_slice(num_pairs, num_shards, shard_index):
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise NullDistributionError('need num_shards >= 1 and 0 <= shard_index < num_shards, got %d, %d'
+                                    % (num_shards, shard_index))
+    bounds = np.linspace(0, num_pairs, num_shards + 1).astype(np.int64)
+    return slice(bounds[shard_index], bounds[shard_index + 1])
+
+
+# ------------------------------------------------------------------ compute
+def compute_null(network, stimuli, layers=None, num_pairs=1000, seed=0, num_shards=1, shard_index=0,
+                 batch_size=8, log=None):
+    """Null statistics for this shard's pairs.
+
+    Returns ``{layer: {'spearman', 'pearson', 'snr_db', 'pairs'}}``. Only the
+    stimuli this shard's pairs use are passed through the network.
+    """
+    log = log or (lambda msg: None)
+    layers = list(layers) if layers else list(network.metamer_layers)
+    if network.logits_stage not in [network.resolve(n) for n in layers]:
+        layers.append(network.logits_stage)
+    pairs = sample_pairs(len(stimuli), num_pairs, seed)[shard_slice(num_pairs, num_shards, shard_index)]
+    used = np.unique(pairs)
+    remap = np.full(len(stimuli), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    acts = {layer: [] for layer in layers}
+    for start in range(0, len(used), batch_size):
+        batch = stimuli[used[start:start + batch_size]]
+        out = network.activations(batch, layers)
+        for layer in layers:
+            acts[layer].append(out[layer].numpy())
+        log('activations %d/%d' % (min(start + batch_size, len(used)), len(used)))
+    result = {}
+    local = remap[pairs]
+    for layer in layers:
+        summary = LayerSummary(np.concatenate(acts[layer]))
+        acts[layer] = None
+        spear, pear, snr = summary.pair_statistics(local)
+        result[layer] = {'spearman': spear, 'pearson': pear, 'snr_db': snr, 'pairs': pairs,
+                         'n_features': summary.n_features}
+        log('%s: %d pairs, max rho %.4f' % (layer, len(pairs), np.max(spear) if len(spear) else np.nan))
+    return result
+
+
+def write_null(path, result, attrs):
+    """Write a (shard's) null distribution atomically."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix='.h5.tmp', dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, 'w') as f:
+            f.attrs['format'] = FORMAT
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            for layer, data in result.items():
+                g = f.create_group(layer)
+                for k in ('spearman', 'pearson', 'snr_db', 'pairs'):
+                    g.create_dataset(k, data=data[k])
+                g.attrs['n_features'] = data['n_features']
+                g.attrs['max_spearman'] = float(np.max(data['spearman'])) if len(data['spearman']) else np.nan
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def shard_path(output, num_shards, shard_index):
+    if num_shards == 1:
+        return output
+    root, ext = os.path.splitext(output)
+    return '%s.shard-%05d-of-%05d%s' % (root, shard_index, num_shards, ext or '.h5')
+
+
+def merge_shards(output, num_shards):
+    """Concatenate shard files (in shard order) into ``output``; every shard must exist."""
+    paths = [shard_path(output, num_shards, k) for k in range(num_shards)]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise NullDistributionError('cannot merge: %d shard file(s) missing, e.g. %s; rerun those shards'
+                                    % (len(missing), missing[0]))
+    keys = ('spearman', 'pearson', 'snr_db', 'pairs')
+    merged = {}
+    attrs = None
+    for p in paths:
+        with h5py.File(p, 'r') as f:
+            if attrs is None:
+                attrs = {k: v for k, v in f.attrs.items() if k != 'shard_index'}
+            for layer in f:
+                entry = merged.setdefault(layer, {k: [] for k in keys})
+                entry['n_features'] = int(f[layer].attrs['n_features'])
+                for k in keys:
+                    entry[k].append(f[layer][k][()])
+    result = {layer: dict({k: np.concatenate(v[k]) for k in keys}, n_features=v['n_features'])
+              for layer, v in merged.items()}
+    attrs['num_shards'] = num_shards
+    write_null(output, result, attrs)
+    return output
+
+
+# ----------------------------------------------------------------------- CLI
+def main(argv):
+    from absl import flags
+
+    FLAGS = flags.FLAGS
+    from model_metamers import networks
+    from model_metamers.errors import USER_ERRORS
+    from model_metamers.generation import resolve_weights
+
+    try:
+        if FLAGS.merge:
+            out = merge_shards(FLAGS.output, FLAGS.num_shards)
+            print('merged %d shard(s) into %s' % (FLAGS.num_shards, out))
+            return 0
+        if not FLAGS.dataset:
+            raise NullDistributionError('--dataset is required (a folder of stimuli or TFRecord files)')
+        weights = resolve_weights(FLAGS.network, FLAGS.weights)
+        net = networks.build(FLAGS.network, weights=weights)
+        layers = [s for s in FLAGS.layers.split(',') if s] if FLAGS.layers else None
+        for layer in layers or []:
+            net.resolve(layer)
+        sources = list_dataset(FLAGS.dataset, net.modality)
+        stimuli = load_stimuli(net, sources, FLAGS.tfrecord_feature)
+        result = compute_null(net, stimuli, layers, FLAGS.num_pairs, FLAGS.seed, FLAGS.num_shards,
+                              FLAGS.shard_index, FLAGS.batch_size,
+                              log=lambda m: print(m, file=sys.stderr))
+        path = shard_path(FLAGS.output, FLAGS.num_shards, FLAGS.shard_index)
+        write_null(path, result, {'network': net.name, 'weights': str(weights),
+                                  'dataset': FLAGS.dataset, 'seed': FLAGS.seed,
+                                  'num_pairs': FLAGS.num_pairs, 'n_stimuli': len(stimuli),
+                                  'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards})
+        print('wrote %s' % path)
+        return 0
+    except USER_ERRORS + (NullDistributionError,) as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 1
+
+
+def _define_flags():
+    from absl import flags
+    flags.DEFINE_string('network', 'word_reduced_aliasing', 'registered network name')
+    flags.DEFINE_string('weights', 'auto', "'auto', 'random', a .weights.h5 file or a checkpoint prefix")
+    flags.DEFINE_string('dataset', None, 'folder of natural stimuli, or TFRecord file(s) (glob)')
+    flags.DEFINE_string('tfrecord_feature', 'signal', 'TFRecord feature holding the waveform / encoded image')
+    flags.DEFINE_string('layers', None, 'comma-separated layers (default: metamer layers + logits)')
+    flags.DEFINE_integer('num_pairs', 1000000, 'random pairs of stimuli (paper: 1,000,000)')
+    flags.DEFINE_integer('seed', 0, 'seed of the pair sampling')
+    flags.DEFINE_integer('batch_size', 8, 'stimuli per forward pass')
+    flags.DEFINE_integer('num_shards', 1, 'split the pairs over this many jobs')
+    flags.DEFINE_integer('shard_index', 0, 'this job (0-based)')
+    flags.DEFINE_boolean('merge', False, 'merge the shard files of --output and exit')
+    flags.DEFINE_string('output', 'null_distribution.h5', 'output HDF5 file')
+
+
+if __name__ == '__main__':
+    from absl import app
+    _define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))

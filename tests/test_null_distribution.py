@@ -1,0 +1,90 @@
+"""Null distributions: rank-once statistics equal scipy's per-pair ones; shards merge exactly."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io.wavfile
+import scipy.stats
+
+from model_metamers import null_distribution as nd
+from tests import toy_networks
+from tests.conftest import REPO
+
+
+def _activations(n=12, f=300, seed=0):
+    rng = np.random.RandomState(seed)
+    acts = np.maximum(rng.randn(n, f), 0)          # ReLU: many tied zeros
+    acts[:, :40] = np.round(acts[:, :40], 1)       # more ties
+    acts[3] = 0                                     # an all-zero stimulus
+    return acts
+
+
+def test_rank_once_equals_scipy_per_pair():
+    acts = _activations()
+    summary = nd.LayerSummary(acts)
+    pairs = nd.sample_pairs(len(acts), 200, seed=1)
+    spear, pear, snr = summary.pair_statistics(pairs, block=7)
+    for k, (i, j) in enumerate(pairs):
+        a, b = acts[i], acts[j]
+        if i == 3 or j == 3:
+            assert spear[k] == 0 and pear[k] == 0  # all-zero activations count as 0
+            continue
+        assert spear[k] == pytest.approx(scipy.stats.spearmanr(a, b).correlation, abs=1e-6)
+        assert pear[k] == pytest.approx(scipy.stats.pearsonr(a, b)[0], abs=1e-6)
+        assert snr[k] == pytest.approx(10 * np.log10(np.sum(a ** 2) / np.sum((a - b) ** 2)), abs=1e-4)
+    assert np.all(pairs[:, 0] != pairs[:, 1])
+
+
+def test_pairs_are_seeded_and_shards_partition_them():
+    a = nd.sample_pairs(50, 1000, seed=3)
+    np.testing.assert_array_equal(a, nd.sample_pairs(50, 1000, seed=3))
+    assert not np.array_equal(a, nd.sample_pairs(50, 1000, seed=4))
+    parts = [a[nd.shard_slice(1000, 3, k)] for k in range(3)]
+    np.testing.assert_array_equal(np.concatenate(parts), a)
+
+
+def test_shards_merge_to_the_single_run(tmp_path):
+    net = toy_networks.build_toy_audio()
+    stimuli = np.random.RandomState(0).randn(10, 4000).astype(np.float32) * 0.1
+    single = nd.compute_null(net, stimuli, num_pairs=60, seed=2)
+    out = str(tmp_path / 'null.h5')
+    for k in range(3):
+        part = nd.compute_null(net, stimuli, num_pairs=60, seed=2, num_shards=3, shard_index=k)
+        nd.write_null(nd.shard_path(out, 3, k), part, {'seed': 2})
+    with pytest.raises(nd.NullDistributionError, match='missing'):
+        nd.merge_shards(str(tmp_path / 'other.h5'), 3)
+    nd.merge_shards(out, 3)
+    with h5py.File(out, 'r') as f:
+        assert set(f) == {'relu1', 'relu2', 'logits'}
+        for layer in f:
+            np.testing.assert_allclose(f[layer]['spearman'][()], single[layer]['spearman'], atol=1e-12)
+            np.testing.assert_array_equal(f[layer]['pairs'][()], single[layer]['pairs'])
+            assert f[layer].attrs['n_features'] == single[layer]['n_features']
+    # The merged file is a valid null for validation.
+    from model_metamers.validation import load_null
+    assert load_null(out)['relu1'].shape == (60,)
+
+
+def test_cli_end_to_end_on_a_folder(tmp_path):
+    data = tmp_path / 'sounds'
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(5):
+        scipy.io.wavfile.write(data / ('s%d.wav' % i), 2000, rng.randn(4000).astype(np.float32))
+    out = tmp_path / 'null.h5'
+    code = ('import sys; sys.argv=["nd"]+sys.argv[1:]; import tests.toy_networks; '
+            'from model_metamers import null_distribution as nd; from absl import app; '
+            'nd._define_flags(); app.run(lambda a: sys.exit(nd.main(a)))')
+    run = subprocess.run([sys.executable, '-c', code, '--network=toy_audio', '--weights=random',
+                          '--dataset=%s' % data, '--num_pairs=40', '--output=%s' % out],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with h5py.File(out, 'r') as f:
+        assert f['relu2']['spearman'].shape == (40,) and f.attrs['n_stimuli'] == 5
+    bad = subprocess.run([sys.executable, '-c', code, '--network=toy_audio', '--weights=random',
+                          '--dataset=%s' % (tmp_path / 'nothing'), '--output=%s' % out],
+                         cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 1 and 'Traceback' not in bad.stderr and 'error:' in bad.stderr

@@ -1,0 +1,30 @@
+"""Tiny registered networks for end-to-end tests of the CLIs (fast on 2 CPU cores)."""
+
+import keras
+
+from model_metamers import networks
+from model_metamers.networks.base import MetamerNetwork
+from model_metamers.networks.checkpoints import weights_kind
+from model_metamers import weights_io
+
+
+def build_toy_audio(weights='random', seed=0, n_samples=4000, sample_rate=2000):
+    """Waveform [n] -> dense 32 ReLU -> dense 16 ReLU -> 5 logits, at 2 kHz (2 s)."""
+    inp = keras.Input((n_samples,))
+    g = keras.initializers.GlorotUniform
+    h1 = keras.layers.Dense(32, name='d1', kernel_initializer=g(seed))(inp)
+    r1 = keras.layers.ReLU(name='relu1')(h1)
+    h2 = keras.layers.Dense(16, name='d2', kernel_initializer=g(seed + 1))(r1)
+    r2 = keras.layers.ReLU(name='relu2')(h2)
+    logits = keras.layers.Dense(5, name='logits', kernel_initializer=g(seed + 2))(r2)
+    net = MetamerNetwork('toy_audio', inp, {'d1': h1, 'relu1': r1, 'd2': h2, 'relu2': r2,
+                                            'logits': logits},
+                         ['relu1', 'relu2', 'logits'], ['null', 'w1', 'w2', 'w3', 'w4'], 'audio',
+                         relu_stages={'relu1': ['d1'], 'relu2': ['d2']}, sample_rate=sample_rate)
+    kind, path = weights_kind(weights, 'toy_audio', 'model_metamers')
+    if kind == 'h5':
+        weights_io.load_weights(net.model, path)
+    return net
+
+
+networks.register('toy_audio', 'tests.toy_networks', 'build_toy_audio', 'audio', 'test network')
