@@ -10,7 +10,9 @@ output files. Errors are printed as one line and the exit status is 1.
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# TensorFlow's C++ start-up lines (CUDA plugins on CPU machines) would bury the
+# one-line messages; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import app, flags  # noqa: E402
 

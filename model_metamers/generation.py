@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from model_metamers import __version__
 from model_metamers import networks as _networks
 from model_metamers import resources, results, validation
 from model_metamers.networks.checkpoints import CheckpointError, default_weights_path
@@ -69,6 +70,7 @@ class GenerationSettings:
 
 def resolve_weights(network_name, weights):
     """Turn ``'auto'`` into a concrete weights argument for ``networks.build``."""
+    _networks.modality_of(network_name)  # unknown names fail here, with the list of networks
     if weights != 'auto':
         return weights
     path = default_weights_path(network_name)
@@ -122,7 +124,8 @@ def _settings_attrs(settings, synth, weights):
     return {'learning_rate': synth.learning_rate, 'iterations': synth.step,
             'requested_iterations': settings.iterations if settings.iterations is not None else -1,
             'seed': synth.seeds[0], 'weights': str(weights), 'procedure': synth.procedure.name,
-            'domain': synth.domain, 'modified_relu': synth.modified_relu}
+            'domain': synth.domain, 'modified_relu': synth.modified_relu,
+            'package_version': __version__, 'network': synth.network.name}
 
 
 def _part_is_current(path, layer, settings, weights, learning_rate):
@@ -298,6 +301,9 @@ def generate(settings, network=None, log=None):
                              metamer_class_name=_class_name(network, val.metamer_class),
                              **_settings_attrs(settings, synth, weights))
                 attrs['seed'] = synth.seeds[k]
+                # HDF5 lists groups alphabetically; readers sort layers by this.
+                attrs['layer_index'] = (network.metamer_layers.index(layer)
+                                        if layer in network.metamer_layers else len(network.metamer_layers))
                 results.write_part(results.part_path(network_dir, stems[i], layer),
                                    results.file_attrs(network, inputs[i], weights), layer, datasets, attrs)
                 exporter.stimulus(stems[i], layer, synth.metamer[k], synth.domain)

@@ -329,6 +329,5 @@ def _define_flags():
 
 
 if __name__ == '__main__':
-    from absl import app
-    _define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    from model_metamers import cli
+    cli.run(main, _define_flags)

@@ -50,22 +50,25 @@ def result_figure(network, result_path, out_path):
     layers.sort(key=lambda n: network.metamer_layers.index(n) if n in network.metamer_layers else 99)
     first = res[layers[0]]['datasets']
     audio_stimulus = network.modality == 'audio' and first['metamer'].shape == tuple(network.input_shape)
+    has_cochleagram = 'cochleagram' in network.stages
 
-    def view(x):
-        if audio_stimulus:
+    def draw(ax, x):
+        if audio_stimulus and has_cochleagram:
             coch = network.activations(x[None], ['cochleagram'])['cochleagram'].numpy()[0]
-            return coch.squeeze(), dict(origin='lower', aspect='auto', cmap='Blues')
-        if network.modality == 'image':
-            return np.clip(x, 0, 1), {}
-        return np.asarray(x).squeeze(), dict(origin='lower', aspect='auto', cmap='Blues')
+            ax.imshow(coch.squeeze(), origin='lower', aspect='auto', cmap='Blues')
+        elif audio_stimulus:
+            ax.plot(np.asarray(x).ravel(), lw=0.3)
+        elif network.modality == 'image':
+            ax.imshow(np.clip(x, 0, 1))
+        else:
+            ax.imshow(np.asarray(x).squeeze(), origin='lower', aspect='auto', cmap='Blues')
 
     panels = [('natural', first['natural'])] + [(layer, res[layer]['datasets']['metamer']) for layer in layers]
     fig = plt.figure(figsize=(2.6 * len(panels), 5.6))
     grid = fig.add_gridspec(2, len(panels), height_ratios=[1, 1.2])
     for col, (name, x) in enumerate(panels):
         ax = fig.add_subplot(grid[0, col])
-        img, kw = view(x)
-        ax.imshow(img, **kw)
+        draw(ax, x)
         ax.set_xticks([])
         ax.set_yticks([])
         if name == 'natural':

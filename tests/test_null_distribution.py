@@ -76,8 +76,8 @@ def test_cli_end_to_end_on_a_folder(tmp_path):
         scipy.io.wavfile.write(data / ('s%d.wav' % i), 2000, rng.randn(4000).astype(np.float32))
     out = tmp_path / 'null.h5'
     code = ('import sys; sys.argv=["nd"]+sys.argv[1:]; import tests.toy_networks; '
-            'from model_metamers import null_distribution as nd; from absl import app; '
-            'nd._define_flags(); app.run(lambda a: sys.exit(nd.main(a)))')
+            'from model_metamers import null_distribution as nd; '
+            'from model_metamers import cli; cli.run(nd.main, nd._define_flags)')
     run = subprocess.run([sys.executable, '-c', code, '--network=toy_audio', '--weights=random',
                           '--dataset=%s' % data, '--num_pairs=40', '--output=%s' % out],
                          cwd=REPO, capture_output=True, text=True)

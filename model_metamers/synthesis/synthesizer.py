@@ -32,6 +32,11 @@ from model_metamers.synthesis.procedures import PROCEDURES, make_procedure
 DOMAINS = ('stimulus', 'cochleagram')
 STATE_FORMAT = 'model_metamers.synthesis_state.v1'
 
+# Traced update / evaluation functions, shared by synthesizers that would trace
+# the same graph (same network, layer, domain and procedure): a run over many
+# inputs traces once per layer, not once per input.
+_FUNCTIONS = {}
+
 
 class SynthesisError(ValueError):
     """Bad synthesis arguments, or a state file that does not belong to this run."""
@@ -175,7 +180,16 @@ class MetamerSynthesizer:
         outputs = self._forward_model(x, training=False)
         return self.network.matched_tensor(outputs, self.layer, self.modified_relu)
 
+    def _function_key(self):
+        return (id(self.network), self.layer, self.domain, self.modified_relu, self.jit_compile,
+                json.dumps(self.procedure.config(), sort_keys=True), id(self.strategy))
+
     def _build_functions(self):
+        key = self._function_key()
+        cached = _FUNCTIONS.get(key)
+        if cached is not None and cached[0] is self.network:
+            _, self._chunk, self._evaluate, self._distributed_chunk = cached
+            return
         procedure = self.procedure
 
         def objective_and_grad(x, target):
@@ -202,9 +216,9 @@ class MetamerSynthesizer:
             gnorm = tf.sqrt(tf.reduce_sum(tf.reshape(tf.square(grad), [tf.shape(grad)[0], -1]), 1))
             return per, gnorm
 
-        self._chunk_inner = chunk
         self._chunk = tf.function(chunk, jit_compile=self.jit_compile, reduce_retracing=True)
         self._evaluate = tf.function(evaluate, reduce_retracing=True)
+        self._distributed_chunk = None
         if self.strategy is not None:
             strategy = self.strategy
 
@@ -213,6 +227,7 @@ class MetamerSynthesizer:
                 return strategy.run(chunk, args=(x, state, target, step, n))
 
             self._distributed_chunk = distributed_chunk
+        _FUNCTIONS[key] = (self.network, self._chunk, self._evaluate, self._distributed_chunk)
 
     # --------------------------------------------------------------- running
     def _run_chunk(self, n):

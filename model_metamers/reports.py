@@ -1,0 +1,214 @@
+"""Validation reports of a network's metamers (Tables S4/S5 and Figures S1-S8 of the paper).
+
+Usage::
+
+    python -m model_metamers.reports --results_dir=metamers_out/word_reduced_aliasing \
+        --null_distribution=nulls/word_reduced_aliasing.h5 --output_dir=reports/
+
+Writes ``<network>_table.csv`` / ``.md`` (per generation layer: metamers generated,
+metamers passing, median Spearman rho at the layer, median null rho at the layer,
+median rho at the logits) and ``<network>_histograms.png`` (for every generation
+layer, the metamer-vs-natural rho at every measured layer against the null).
+"""
+
+import csv
+import glob
+import io
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from model_metamers import results as _results
+from model_metamers.validation import load_null
+
+
+class ReportError(ValueError):
+    """No results to report on, or a null that does not fit them."""
+
+
+def _decode(names):
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def collect(results_dir):
+    """Every layer result under ``results_dir``: list of dicts (input, layer, rho per measured layer, ...)."""
+    files = sorted(p for p in glob.glob(os.path.join(results_dir, '*.h5')))
+    if not files:
+        raise ReportError('no result files (*.h5) in %s; run run_generation.py first (or --merge '
+                          'after sharded runs)' % results_dir)
+    records = []
+    for path in files:
+        res = _results.read_result(path)
+        network = res['_file'].get('network', '')
+        for layer, entry in res.items():
+            if layer == '_file':
+                continue
+            ds, attrs = entry['datasets'], entry['attrs']
+            records.append({
+                'input': os.path.splitext(os.path.basename(path))[0], 'layer': layer,
+                'network': network.decode() if isinstance(network, bytes) else str(network),
+                'rho': dict(zip(_decode(ds['spearman_layers']), ds['spearman_all_layers'])),
+                'spearman_matched': float(attrs['spearman_matched']),
+                'same_class': attrs['same_class'], 'passed': bool(attrs['passed']),
+                'layer_index': int(attrs.get('layer_index', 0)),
+            })
+    return records
+
+
+def _same_class(value):
+    if isinstance(value, (bytes, str)):
+        return None if value in (b'none', 'none') else value in (b'True', 'True')
+    return bool(value)
+
+
+def layer_table(records, layer_order, null=None, logits_name=None):
+    """Rows of the Table S4/S5-style summary, one per generation layer in ``layer_order``.
+
+    With a null, ``passed`` is recomputed with the paper's criterion (same class
+    and rho above the null maximum at the matched layer); otherwise the stored
+    ``passed`` attribute is used.
+    """
+    rows = []
+    for layer in layer_order:
+        recs = [r for r in records if r['layer'] == layer]
+        if not recs:
+            continue
+        rhos = np.array([r['spearman_matched'] for r in recs])
+        null_rho = null.get(layer) if null else None
+        if null is not None and null_rho is None:
+            raise ReportError('the null distribution has no layer %r' % layer)
+        if null_rho is not None:
+            passed = [(_same_class(r['same_class']) is not False) and r['spearman_matched'] > np.max(null_rho)
+                      for r in recs]
+        else:
+            passed = [r['passed'] for r in recs]
+        logits = [r['rho'][logits_name] for r in recs if logits_name in r['rho']]
+        rows.append({'layer': layer, 'generated': len(recs), 'passed': int(np.sum(passed)),
+                     'median_rho': float(np.median(rhos)),
+                     'median_null_rho': float(np.median(null_rho)) if null_rho is not None else np.nan,
+                     'max_null_rho': float(np.max(null_rho)) if null_rho is not None else np.nan,
+                     'median_rho_logits': float(np.median(logits)) if logits else np.nan})
+    return rows
+
+
+COLUMNS = ['layer', 'generated', 'passed', 'median_rho', 'median_null_rho', 'max_null_rho',
+           'median_rho_logits']
+
+
+def _atomic_text(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.tmp')
+    with os.fdopen(fd, 'w', newline='') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def table_csv(rows):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ('%.4f' % v if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def table_markdown(rows, title=''):
+    head = '| ' + ' | '.join(COLUMNS) + ' |'
+    lines = ([('## ' + title), ''] if title else []) + [head, '|' + '---|' * len(COLUMNS)]
+    for r in rows:
+        lines.append('| ' + ' | '.join('%.4f' % r[c] if isinstance(r[c], float) else str(r[c])
+                                       for c in COLUMNS) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def histogram_grid(records, layer_order, measured, null, out_path, title=''):
+    """Figure S1-S8 style grid: rows generation layers, columns measured layers."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    gen = [layer for layer in layer_order if any(r['layer'] == layer for r in records)]
+    fig, axes = plt.subplots(len(gen), len(measured), figsize=(1.9 * len(measured), 1.5 * len(gen)),
+                             squeeze=False, sharex=True)
+    bins = np.linspace(-1, 1, 41)
+    for i, g in enumerate(gen):
+        for j, m in enumerate(measured):
+            ax = axes[i, j]
+            values = [r['rho'][m] for r in records if r['layer'] == g and m in r['rho']]
+            if null and m in null:
+                ax.hist(null[m], bins=bins, color='0.7', density=True, label='null')
+            if values:
+                ax.hist(values, bins=bins, color='C3', density=True, alpha=0.8, label='metamers')
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(m, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(g, fontsize=7)
+    axes[-1, 0].set_xlabel('Spearman rho')
+    fig.suptitle(title + ' (rows: generation layer, columns: measured layer; grey: null)')
+    fig.tight_layout()
+    directory = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.png')
+    os.close(fd)
+    fig.savefig(tmp, dpi=90)
+    os.replace(tmp, out_path)
+    plt.close(fig)
+
+
+def report(results_dir, output_dir, null_distribution=None, network=None):
+    """Write the table (CSV, Markdown) and the histogram grid; returns the written paths."""
+    records = collect(results_dir)
+    name = records[0]['network'] or os.path.basename(os.path.normpath(results_dir))
+    null = load_null(null_distribution) if null_distribution else None
+    if network is not None:
+        layer_order = list(network.metamer_layers)
+        logits = network.logits_stage
+    else:
+        ordered = sorted(records, key=lambda r: r['layer_index'])
+        layer_order = list(dict.fromkeys(r['layer'] for r in ordered))
+        logits = 'logits' if any('logits' in r['rho'] for r in records) else None
+    extra = [r['layer'] for r in records if r['layer'] not in layer_order]
+    layer_order += list(dict.fromkeys(extra))
+    measured = list(dict.fromkeys(m for r in records for m in r['rho']))
+    rows = layer_table(records, layer_order, null, logits_name=logits or measured[-1])
+    paths = {'csv': os.path.join(output_dir, name + '_table.csv'),
+             'markdown': os.path.join(output_dir, name + '_table.md')}
+    _atomic_text(paths['csv'], table_csv(rows))
+    _atomic_text(paths['markdown'], table_markdown(rows, title=name))
+    try:
+        paths['histograms'] = os.path.join(output_dir, name + '_histograms.png')
+        histogram_grid(records, layer_order, measured, null, paths['histograms'], title=name)
+    except ImportError:
+        del paths['histograms']
+    return paths, rows
+
+
+def main(argv):
+    from absl import flags
+    FLAGS = flags.FLAGS
+    try:
+        paths, rows = report(FLAGS.results_dir, FLAGS.output_dir, FLAGS.null_distribution)
+    except (ReportError, OSError, ValueError) as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 1
+    print(table_markdown(rows))
+    for kind, path in paths.items():
+        print('%s: %s' % (kind, path))
+    return 0
+
+
+def _define_flags():
+    from absl import flags
+    flags.DEFINE_string('results_dir', None, 'folder <output_dir>/<network> of run_generation.py')
+    flags.DEFINE_string('null_distribution', None, 'null distribution HDF5 (recomputes pass/fail)')
+    flags.DEFINE_string('output_dir', 'reports', 'where to write the table and figure')
+    flags.mark_flag_as_required('results_dir')
+
+
+if __name__ == '__main__':
+    from model_metamers import cli
+    cli.run(main, _define_flags)

@@ -1,0 +1,228 @@
+"""Network-to-network transfer (Figures 5 and 6): metamers of network A classified by network B.
+
+Usage::
+
+    python -m model_metamers.transfer --results_dir=metamers_out/vgg_19 \
+        --classifiers=resnet_v2_101,inception_v3 --output_dir=transfer/ [--labels=labels.csv]
+
+For every generation layer of A, the accuracy of each classifier B on A's
+metamers, with a bootstrapped SEM over inputs. Tasks: the word task for audio
+networks; for image networks the 1000-way ImageNet task and the 16-way task
+(Geirhos et al.'s category aggregation). The correct answer of an input is its
+label in ``--labels`` (CSV ``input,label`` with the input's file stem and a class
+name) or, without labels, B's own prediction for the natural stimulus.
+Image metamers are resized to B's input size (bilinear, antialiased).
+"""
+
+import csv
+import glob
+import io
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from model_metamers import results as _results
+
+
+class TransferError(ValueError):
+    """Results and classifier that cannot be combined."""
+
+
+def load_labels(path):
+    """``{input stem: label}`` from a CSV with columns ``input,label``."""
+    with open(path, newline='', encoding='utf-8') as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {'input', 'label'} <= set(reader.fieldnames):
+            raise TransferError('%s must be a CSV with columns input,label' % path)
+        return {row['input']: row['label'] for row in reader}
+
+
+def load_metamers(results_dir):
+    """``[(input, layer, layer_index, metamer, natural)]`` from a folder of result files."""
+    files = sorted(glob.glob(os.path.join(results_dir, '*.h5')))
+    if not files:
+        raise TransferError('no result files in %s' % results_dir)
+    out = []
+    for path in files:
+        res = _results.read_result(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for layer, entry in res.items():
+            if layer == '_file':
+                continue
+            ds = entry['datasets']
+            if entry['attrs'].get('domain') in ('cochleagram', b'cochleagram'):
+                natural = ds.get('natural_waveform', ds['natural'])
+            else:
+                natural = ds['natural']
+            out.append((stem, layer, int(entry['attrs'].get('layer_index', 0)), ds['metamer'], natural))
+    return out
+
+
+def _fit_input(network, x):
+    """Bring a stimulus to ``network``'s input (resize images; check audio lengths)."""
+    x = np.asarray(x, np.float32)
+    if x.shape == tuple(network.input_shape):
+        return x, None
+    if network.modality == 'image' and x.ndim == 3:
+        import tensorflow as tf
+        size = network.input_shape[:2]
+        return tf.image.resize(x[None], size, method='bilinear', antialias=True).numpy()[0], None
+    stage = network.representation_stage
+    if stage and x.shape == tuple(network.stages[stage].shape[1:]):
+        return x, stage
+    raise TransferError('a metamer of shape %s cannot be fed to %s (input %s)'
+                        % (x.shape, network.name, network.input_shape))
+
+
+def tasks_of(network):
+    """Task names a classifier answers: ``word``/``classes`` (audio), ``imagenet1000`` and ``imagenet16`` (images)."""
+    if network.modality == 'image':
+        return ['imagenet1000', 'imagenet16']
+    return ['classes']
+
+
+def predict(network, stimuli, task, from_stage=None):
+    """Predicted label names for a batch (class names; ImageNet names; 16-way category names)."""
+    logits = network.logits(stimuli, from_stage=from_stage).numpy()
+    if task == 'imagenet16':
+        from model_metamers import imagenet
+        return imagenet.sixteen_class_names(logits, network.info.get('logit_offset', 0))
+    return [network.class_names[i] for i in np.argmax(logits, axis=-1)]
+
+
+def bootstrap_sem(correct, n_boot=1000, seed=0):
+    """Standard deviation of the bootstrapped mean accuracy (resampling inputs with replacement)."""
+    correct = np.asarray(correct, np.float64)
+    if len(correct) < 2:
+        return np.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(correct), size=(n_boot, len(correct)))
+    return float(np.std(correct[idx].mean(axis=1), ddof=1))
+
+
+def transfer(metamers, classifier, labels=None, n_boot=1000, seed=0, generator_name=''):
+    """Accuracy rows ``{generator, classifier, task, layer, layer_index, n, accuracy, sem}``."""
+    rows = []
+    for task in tasks_of(classifier):
+        by_layer = {}
+        for stem, layer, index, metamer, natural in metamers:
+            x, stage = _fit_input(classifier, metamer)
+            predicted = predict(classifier, x[None], task, from_stage=stage)[0]
+            if labels is not None:
+                if stem not in labels:
+                    raise TransferError('no label for input %r in the labels file' % stem)
+                answer = labels[stem]
+            else:
+                n, nstage = _fit_input(classifier, natural)
+                answer = predict(classifier, n[None], task, from_stage=nstage)[0]
+            by_layer.setdefault((index, layer), []).append(predicted == answer)
+        for (index, layer), correct in sorted(by_layer.items()):
+            rows.append({'generator': generator_name, 'classifier': classifier.name, 'task': task,
+                         'layer': layer, 'layer_index': index, 'n': len(correct),
+                         'accuracy': float(np.mean(correct)),
+                         'sem': bootstrap_sem(correct, n_boot, seed)})
+    return rows
+
+
+FIELDS = ['generator', 'classifier', 'task', 'layer', 'layer_index', 'n', 'accuracy', 'sem']
+
+
+def write_csv(rows, path):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(r)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.tmp')
+    with os.fdopen(fd, 'w', newline='') as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def plot(rows, path):
+    """Accuracy per generation layer, one line per (classifier, task), SEM error bars."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    keys = list(dict.fromkeys((r['generator'], r['classifier'], r['task']) for r in rows))
+    layers = [layer for _, layer in sorted({(r['layer_index'], r['layer']) for r in rows})]
+    for gen, clf, task in keys:
+        sel = sorted((r for r in rows if (r['generator'], r['classifier'], r['task']) == (gen, clf, task)),
+                     key=lambda r: r['layer_index'])
+        ax.errorbar([layers.index(r['layer']) for r in sel], [r['accuracy'] for r in sel],
+                    yerr=[0 if np.isnan(r['sem']) else r['sem'] for r in sel], marker='o', capsize=3,
+                    label='%s -> %s (%s)' % (gen, clf, task))
+    ax.set_xticks(range(len(layers)))
+    ax.set_xticklabels(layers, rotation=45, ha='right')
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel('accuracy on metamers')
+    ax.set_xlabel('generation layer')
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.png')
+    os.close(fd)
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+def main(argv):
+    from absl import flags
+    from model_metamers import networks
+    from model_metamers.errors import USER_ERRORS
+    from model_metamers.generation import resolve_weights
+
+    FLAGS = flags.FLAGS
+    try:
+        labels = load_labels(FLAGS.labels) if FLAGS.labels else None
+        names = [c for c in FLAGS.classifiers.split(',') if c]
+        weights = [w for w in (FLAGS.classifier_weights or '').split(',') if w] or ['auto'] * len(names)
+        if len(weights) != len(names):
+            raise TransferError('give one --classifier_weights entry per classifier (%d), got %d'
+                                % (len(names), len(weights)))
+        rows = []
+        for results_dir in [d for d in FLAGS.results_dir.split(',') if d]:
+            metamers = load_metamers(results_dir)
+            generator = os.path.basename(os.path.normpath(results_dir))
+            for name, w in zip(names, weights):
+                net = networks.build(name, weights=resolve_weights(name, w))
+                rows += transfer(metamers, net, labels, FLAGS.bootstrap, FLAGS.seed, generator)
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        write_csv(rows, os.path.join(FLAGS.output_dir, 'transfer.csv'))
+        try:
+            plot(rows, os.path.join(FLAGS.output_dir, 'transfer.png'))
+        except ImportError:
+            pass
+    except USER_ERRORS + (TransferError, OSError) as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 1
+    for r in rows:
+        print('%-24s %-24s %-13s %-22s n=%-4d acc=%.3f sem=%.3f' % (
+            r['generator'], r['classifier'], r['task'], r['layer'], r['n'], r['accuracy'], r['sem']))
+    print('wrote %s' % os.path.join(FLAGS.output_dir, 'transfer.csv'))
+    return 0
+
+
+def _define_flags():
+    from absl import flags
+    flags.DEFINE_string('results_dir', None, 'folder(s) <output_dir>/<network> of the generating network(s)')
+    flags.DEFINE_string('classifiers', None, 'comma-separated networks that classify the metamers')
+    flags.DEFINE_string('classifier_weights', None, "comma-separated weights per classifier (default 'auto')")
+    flags.DEFINE_string('labels', None, 'CSV input,label with the correct class name per input')
+    flags.DEFINE_string('output_dir', 'transfer', 'where transfer.csv and transfer.png go')
+    flags.DEFINE_integer('bootstrap', 1000, 'bootstrap resamples for the SEM')
+    flags.DEFINE_integer('seed', 0, 'bootstrap seed')
+    flags.mark_flags_as_required(['results_dir', 'classifiers'])
+
+
+if __name__ == '__main__':
+    from model_metamers import cli
+    cli.run(main, _define_flags)

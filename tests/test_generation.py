@@ -1,0 +1,190 @@
+"""Generation runs end to end on a tiny network: files, resume, shards, reports, transfer, export."""
+
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io.wavfile
+
+from model_metamers import export_experiment, reports, results, transfer
+from model_metamers.generation import GenerationError, GenerationSettings, generate, plan_jobs
+from tests import toy_networks
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope='module')
+def net():
+    return toy_networks.build_toy_audio()
+
+
+@pytest.fixture(scope='module')
+def sounds(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('sounds')
+    rng = np.random.RandomState(0)
+    paths = []
+    for i in range(3):
+        path = str(folder / ('word%d.wav' % i))
+        scipy.io.wavfile.write(path, 2000, (rng.randn(4000) * 0.2).astype(np.float32))
+        paths.append(path)
+    return paths
+
+
+def _settings(out, inputs, **kw):
+    base = dict(network='toy_audio', weights='random', inputs=inputs, layers=['relu1', 'logits'],
+                iterations=300, learning_rate=0.01, log_every=100, output_dir=str(out),
+                progress=False)
+    base.update(kw)
+    return GenerationSettings(**base)
+
+
+@pytest.fixture(scope='module')
+def generated(tmp_path_factory, net, sounds):
+    out = tmp_path_factory.mktemp('out')
+    rows = generate(_settings(out, sounds), network=net)
+    return out, rows
+
+
+def test_output_contract(generated, sounds):
+    out, rows = generated
+    folder = os.path.join(out, 'toy_audio')
+    assert len(rows) == 6 and all(not r['skipped'] for r in rows)
+    for path in sounds:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        with h5py.File(os.path.join(folder, stem + '.h5'), 'r') as f:
+            assert f.attrs['network'] == 'toy_audio' and f.attrs['input'] == path
+            assert set(f) == {'relu1', 'logits'}
+            g = f['relu1']
+            for name in ('metamer', 'natural', 'loss', 'loss_steps', 'snapshots', 'spearman_all_layers',
+                         'spearman_layers', 'grad_norm', 'change_norm', 'learning_rates'):
+                assert name in g, name
+            for name in ('spearman_matched', 'same_class', 'passed', 'natural_class', 'metamer_class',
+                         'learning_rate', 'iterations', 'seed', 'weights', 'package_version'):
+                assert name in g.attrs, name
+            assert g['metamer'].shape == (4000,) and g.attrs['iterations'] == 300
+            np.testing.assert_array_equal(g['loss_steps'][()], [0, 100, 200, 300])
+            assert g['snapshots'].shape == (3, 4000)
+            assert g.attrs['spearman_matched'] > 0.9
+            assert list(g['spearman_layers'][()].astype(str)) == ['relu1', 'relu2', 'logits']
+        assert os.path.exists(os.path.join(folder, stem + '_relu1.wav'))
+        assert os.path.exists(os.path.join(folder, stem + '_natural.wav'))
+        assert os.path.exists(os.path.join(folder, stem + '_figure.png'))
+    assert not glob.glob(os.path.join(folder, 'parts', '_state', '*', '*.state.h5'))
+    assert not glob.glob(os.path.join(folder, '**', '*.tmp'), recursive=True)
+
+
+def test_rerun_skips_finished_work(generated, net, sounds):
+    out, _ = generated
+    rows = generate(_settings(out, sounds), network=net)
+    assert all(r['skipped'] for r in rows)
+    rows = generate(_settings(out, sounds[:1], iterations=200), network=net)
+    assert not any(r['skipped'] for r in rows)
+
+
+def test_shards_cover_every_job_once_and_merge(tmp_path, net, sounds):
+    jobs = [plan_jobs(3, ['a', 'b'], 4, k) for k in range(4)]
+    flat = sorted(j for shard in jobs for j in shard)
+    assert flat == sorted((i, layer) for i in range(3) for layer in ['a', 'b'])
+    for k in range(2):
+        generate(_settings(tmp_path, sounds, num_shards=2, shard_index=k, figures=False), network=net)
+    folder = tmp_path / 'toy_audio'
+    assert not glob.glob(str(folder / '*.h5'))  # shards write parts only
+    merged = results.merge(str(folder))
+    assert len(merged) == 3
+    for path in merged:
+        with h5py.File(path, 'r') as f:
+            assert set(f) == {'relu1', 'logits'}
+    with pytest.raises(GenerationError, match='shard_index'):
+        plan_jobs(3, ['a'], 2, 2)
+
+
+def test_batched_generation_matches_single(tmp_path, net, sounds, generated):
+    out, _ = generated
+    generate(_settings(tmp_path, sounds, batch_size=3, figures=False), network=net)
+    for path in sounds:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        a = results.read_result(os.path.join(out, 'toy_audio', stem + '.h5'))
+        b = results.read_result(str(tmp_path / 'toy_audio' / (stem + '.h5')))
+        # Batch-size-dependent matmul round-off, amplified by Adam's normalisation.
+        np.testing.assert_allclose(a['relu1']['datasets']['metamer'], b['relu1']['datasets']['metamer'],
+                                   atol=2e-5)
+
+
+def test_duplicate_input_names_are_refused(tmp_path, net, sounds):
+    other = tmp_path / 'sub'
+    other.mkdir()
+    copy = str(other / os.path.basename(sounds[0]))
+    scipy.io.wavfile.write(copy, 2000, np.ones(10, np.float32))
+    with pytest.raises(GenerationError, match='share the name'):
+        generate(_settings(tmp_path, [sounds[0], copy]), network=net)
+
+
+def test_report_table_and_figure(generated, tmp_path):
+    out, rows = generated
+    null_path = str(tmp_path / 'null.h5')
+    with h5py.File(null_path, 'w') as f:
+        for layer, values in {'relu1': [0.1, 0.95], 'relu2': [0.2], 'logits': [0.3]}.items():
+            f.create_group(layer).create_dataset('spearman', data=np.asarray(values))
+    paths, table = reports.report(os.path.join(out, 'toy_audio'), str(tmp_path / 'rep'), null_path)
+    assert [r['layer'] for r in table] == ['relu1', 'logits']
+    relu1 = table[0]
+    rhos = [r['spearman'] for r in rows if r['layer'] == 'relu1']
+    same = [r['same_class'] for r in rows if r['layer'] == 'relu1']
+    assert relu1['generated'] == 3
+    assert relu1['passed'] == sum(1 for rho, s in zip(rhos, same) if s and rho > 0.95)
+    assert relu1['median_rho'] == pytest.approx(np.median(rhos))
+    assert relu1['median_null_rho'] == pytest.approx(0.525)
+    with open(paths['csv']) as f:
+        assert len(list(csv.DictReader(f))) == 2
+    assert os.path.getsize(paths['histograms']) > 1000
+    assert '| relu1 |' in open(paths['markdown']).read()
+
+
+def test_transfer_to_itself_at_the_logits_is_perfect(generated, net):
+    out, _ = generated
+    metamers = transfer.load_metamers(os.path.join(out, 'toy_audio'))
+    rows = transfer.transfer(metamers, net, generator_name='toy_audio')
+    logits = [r for r in rows if r['layer'] == 'logits'][0]
+    assert logits['n'] == 3 and logits['accuracy'] == 1.0
+    sem = transfer.bootstrap_sem([1, 0, 1, 1, 0, 1], n_boot=2000)
+    assert sem == pytest.approx(np.sqrt(4 / 6 * 2 / 6 / 6), rel=0.15)
+    with pytest.raises(transfer.TransferError, match='no label'):
+        transfer.transfer(metamers, net, labels={'word0': 'null'})
+
+
+def test_experiment_export_is_loudness_matched(generated, tmp_path):
+    out, _ = generated
+    rows = export_experiment.export([os.path.join(out, 'toy_audio')], str(tmp_path / 'exp'),
+                                    sample_format='float32')
+    assert len(rows) == 6 and sorted(r['trial'] for r in rows) == list(range(1, 7))
+    info = json.load(open(tmp_path / 'exp' / 'export_info.json'))
+    assert 0 < info['common_gain'] <= 1
+    for r in rows:
+        _, met = scipy.io.wavfile.read(tmp_path / 'exp' / r['stimulus'])
+        _, nat = scipy.io.wavfile.read(tmp_path / 'exp' / r['natural'])
+        rms = lambda x: np.sqrt(np.mean(x.astype(np.float64) ** 2))  # noqa: E731
+        assert rms(met) == pytest.approx(rms(nat), rel=1e-4)
+        assert np.max(np.abs(met)) <= 0.99 + 1e-6
+    with open(tmp_path / 'exp' / 'trials.csv') as f:
+        trials = list(csv.DictReader(f))
+    assert {t['condition'] for t in trials} == {'toy_audio__relu1', 'toy_audio__logits'}
+    assert all(t['correct_answer'] for t in trials)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    run = subprocess.run([sys.executable, 'run_generation.py', '--network=no_such_net',
+                          '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert 'Traceback' not in run.stderr and 'unknown network' in run.stderr
+    assert 'word_reduced_aliasing' in run.stderr
+    run = subprocess.run([sys.executable, 'run_generation.py', '--network=vgg_19',
+                          '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True,
+                         env=dict(os.environ, MODEL_METAMERS_CHECKPOINT_DIR=str(tmp_path)))
+    assert run.returncode == 1 and 'Traceback' not in run.stderr
+    assert 'model_metamers.fetch' in run.stderr and 'weights=random' in run.stderr
+    assert not os.listdir(tmp_path)
