@@ -211,11 +211,37 @@ def _plan_weights(name, variant, weights, hanning_normalize, avgpool_padding, na
 
 
 # ------------------------------------------------------------ architecture
+class SeededGlorotUniform(keras.initializers.Initializer):
+    """Glorot-uniform (the ``tf.layers`` kernel default) drawn by numpy from a fixed seed.
+
+    ``limit = sqrt(6 / (fan_in + fan_out))`` with the receptive field counted
+    in both fans, as TF1 and Keras do. numpy's PCG64 makes the values the same
+    on every TF version and device, and is several times faster than TF's
+    stateless RNG for the 23040 x 4096 dense kernel.
+    """
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(int(n) for n in shape)
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        limit = np.float32(np.sqrt(6.0 / (fan_in + fan_out)))
+        values = np.random.default_rng(self.seed).random(shape, dtype=np.float32)
+        values *= 2 * limit
+        values -= limit
+        return tf.convert_to_tensor(values, dtype=dtype or 'float32')
+
+    def get_config(self):
+        return {'seed': self.seed}
+
+
 class _Initialisers:
     """Keras initialisers: ``tf.layers`` defaults (Glorot-uniform kernels, zero biases).
 
     Each layer's seed is derived from the network seed and the layer name, so
-    a build is reproducible and does not depend on Keras' global RNG. When
+    a build is reproducible and does not depend on any global RNG. When
     weights are loaded afterwards the kernels start at zero instead (cheaper).
     """
 
@@ -226,8 +252,7 @@ class _Initialisers:
     def kernel(self, layer_name):
         if not self.random:
             return 'zeros'
-        layer_seed = (self.seed * 1000003 + zlib.crc32(layer_name.encode())) % (2 ** 31 - 1)
-        return keras.initializers.GlorotUniform(seed=layer_seed)
+        return SeededGlorotUniform([self.seed, zlib.crc32(layer_name.encode())])
 
 
 def _conv(x, stages, index, filters, kernel_size, strides, init):
