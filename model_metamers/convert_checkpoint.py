@@ -65,8 +65,8 @@ def convert(network, checkpoint, output=None, name_map=None, **options):
                               'path without .index / .data-*' % (checkpoint, kind))
     output = output or checkpoints.default_weights_path(network)
     if not output.endswith('.h5'):
-        raise ConversionError('--output=%s must end with .weights.h5 so that build() recognises '
-                              'it' % output)
+        raise ConversionError('--output=%s must end with .h5 (e.g. <network>.weights.h5) so that '
+                              'build() recognises it' % output)
     kwargs = {k: v for k, v in options.items() if v is not None}
     if name_map is not None:
         kwargs['name_map'] = name_map
