@@ -1,0 +1,95 @@
+"""Hanning pooling and the modified-gradient ReLU against independent references."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_metamers.layers import (HanningPooling, dense_hanning_pooling, hanning_kernel,
+                                   modified_relu)
+from tf1_audio_reference import original_hanning_pooling
+
+# (strides, pool size) of the reduced-aliasing networks: pool_0_0 and the other three pools.
+POOLS = [(3, 12), (2, 8)]
+
+
+def _numpy_same_pool(x, kernel, stride):
+    """Direct strided correlation with TF's SAME padding (extra pad at the end), float64."""
+    batch, height, width, channels = x.shape
+    ph, pw = kernel.shape
+
+    def pads(n, k):
+        out = -(-n // stride)
+        total = max((out - 1) * stride + k - n, 0)
+        return out, total // 2, total - total // 2
+
+    oh, top, bottom = pads(height, ph)
+    ow, left, right = pads(width, pw)
+    padded = np.pad(x.astype(np.float64), ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out = np.zeros((batch, oh, ow, channels))
+    for i in range(oh):
+        for j in range(ow):
+            patch = padded[:, i * stride:i * stride + ph, j * stride:j * stride + pw, :]
+            out[:, i, j, :] = np.einsum('bhwc,hw->bc', patch, kernel)
+    return out
+
+
+@pytest.mark.parametrize('pool_size', [8, 12, [12, 8]])
+def test_hanning_kernel_is_outer_product_of_numpy_hanning(pool_size):
+    sizes = [pool_size, pool_size] if np.isscalar(pool_size) else pool_size
+    expected = np.outer(np.hanning(sizes[0]), np.hanning(sizes[1]))
+    np.testing.assert_allclose(hanning_kernel(pool_size), expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(hanning_kernel(pool_size, normalize=True).sum(), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize('strides,pool_size', POOLS)
+@pytest.mark.parametrize('normalize', [False, True])
+def test_hanning_pooling_equals_dense_original_formulation(strides, pool_size, normalize):
+    x = tf.constant(np.random.default_rng(strides).standard_normal((2, 37, 53, 5)), tf.float32)
+    layer = HanningPooling(strides=strides, pool_size=pool_size, normalize=normalize)
+    got = layer(x).numpy()
+    dense = dense_hanning_pooling(x, strides, pool_size, normalize).numpy()
+    original = original_hanning_pooling(x, strides, pool_size, normalize).numpy()
+    assert got.shape == (2, -(-37 // strides), -(-53 // strides), 5)
+    assert got.shape == tuple(layer.compute_output_shape(x.shape))
+    scale = np.abs(original).max()
+    np.testing.assert_allclose(got, original, rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(dense, original, rtol=0, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize('strides,pool_size', POOLS)
+def test_hanning_pooling_matches_direct_numpy_correlation(strides, pool_size):
+    x = np.random.default_rng(7).standard_normal((1, 23, 30, 3)).astype(np.float32)
+    got = HanningPooling(strides=strides, pool_size=pool_size)(tf.constant(x)).numpy()
+    expected = _numpy_same_pool(x, np.outer(np.hanning(pool_size), np.hanning(pool_size)), strides)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_hanning_pooling_keeps_channels_separate():
+    x = np.zeros((1, 16, 16, 4), np.float32)
+    x[0, 8, 8, 2] = 1.0
+    out = HanningPooling(strides=2, pool_size=8)(tf.constant(x)).numpy()
+    assert np.all(out[..., [0, 1, 3]] == 0)
+    assert out[..., 2].max() > 0
+
+
+def test_modified_relu_forward_is_bit_identical_to_relu():
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal(10000).astype(np.float32) * 10
+    values[:4] = [0.0, -0.0, np.float32(1e-45), -np.float32(1e-45)]
+    x = tf.constant(values)
+    got = modified_relu(x).numpy()
+    expected = tf.nn.relu(x).numpy()
+    assert got.dtype == expected.dtype
+    assert got.tobytes() == expected.tobytes()
+
+
+def test_modified_relu_gradient_is_one_everywhere():
+    x = tf.constant([-3.0, -1e-30, -0.0, 0.0, 1e-30, 2.5], tf.float32)
+    upstream = tf.constant([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        modified = tf.reduce_sum(modified_relu(x) * upstream)
+        plain = tf.reduce_sum(tf.nn.relu(x) * upstream)
+    np.testing.assert_array_equal(tape.gradient(modified, x).numpy(), upstream.numpy())
+    # the ordinary ReLU would have passed nothing below (and at) zero
+    np.testing.assert_array_equal(tape.gradient(plain, x).numpy(), [0, 0, 0, 0, 5, 6])
