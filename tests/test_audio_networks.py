@@ -28,7 +28,7 @@ import pytest
 import scipy.io.wavfile
 import tensorflow as tf
 
-import tf1_audio_reference as ref
+from tests import tf1_audio_reference as ref
 from model_metamers import convert_checkpoint, resources
 from model_metamers.layers import hanning_kernel
 from model_metamers.networks import build, list_networks

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from model_metamers.layers import (HanningPooling, dense_hanning_pooling, hanning_kernel,
                                    modified_relu)
-from tf1_audio_reference import original_hanning_pooling
+from tests.tf1_audio_reference import original_hanning_pooling
 
 # (strides, pool size) of the reduced-aliasing networks: pool_0_0 and the other three pools.
 POOLS = [(3, 12), (2, 8)]
