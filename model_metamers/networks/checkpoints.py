@@ -35,10 +35,21 @@ def default_weights_path(network_name):
 
 
 def is_tf_checkpoint(path):
-    """True for a TF checkpoint prefix (``<prefix>.index`` exists) or a folder holding one."""
+    """True for a TF checkpoint prefix (``<prefix>.index`` exists), a V1 checkpoint file, or a folder holding one."""
     if os.path.isdir(path):
         return tf.train.latest_checkpoint(path) is not None
-    return os.path.exists(path + '.index')
+    if os.path.exists(path + '.index'):
+        return True
+    # The published TF-Slim checkpoints (vgg_19.ckpt, ...) are V1: one file, no .index.
+    return os.path.isfile(path) and not path.endswith('.h5') and _is_v1_checkpoint(path)
+
+
+def _is_v1_checkpoint(path):
+    try:
+        tf.train.load_checkpoint(path)
+    except (tf.errors.OpError, ValueError):
+        return False
+    return True
 
 
 def weights_kind(weights, network_name, original_format):
