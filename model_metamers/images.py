@@ -1,0 +1,118 @@
+"""Natural images in and metamer images out, in the [0, 1] pixel space the image networks take.
+
+Loading follows the original ``metamer_helpers.use_image_path_specified_image``:
+read as 8-bit RGB (grayscale replicated, alpha dropped), crop the central
+square (the original's index arithmetic), resize it to the network's size,
+keep 8-bit levels (``scipy.misc.imresize`` returned uint8) and divide by 255.
+Decoding uses TensorFlow's decoders (PNG, JPEG, GIF, BMP).
+"""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+
+class ImageError(ValueError):
+    """An image file that is missing or cannot be read, or an array that is not an image."""
+
+
+def _read_rgb(path):
+    """``[H, W, 3]`` uint8 tensor of the file at ``path``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageError('image file %s does not exist: give the path of a PNG or JPEG file' % path)
+    try:
+        data = tf.io.read_file(path)
+        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ImageError('cannot decode %s as an image (%s): give a PNG or JPEG file'
+                         % (path, str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageError('image file %s is empty (0 pixels): give a non-empty image' % path)
+    return image
+
+
+def center_crop_square(image):
+    """The central ``s x s`` square of ``[H, W, C]``, ``s = min(H, W)``.
+
+    Bounds as the original: ``int(H/2 - s/2) : int(H/2 + s/2)`` (and for W).
+    """
+    h, w = int(image.shape[0]), int(image.shape[1])
+    s = min(h, w)
+    top, bottom = int(h / 2 - s / 2), int(h / 2 + s / 2)
+    left, right = int(w / 2 - s / 2), int(w / 2 + s / 2)
+    return image[top:bottom, left:right]
+
+
+def load_image(path, size=224, quantize=True):
+    """Load an image for a network: float32 ``[size, size, 3]`` in [0, 1].
+
+    Args:
+      path: a PNG / JPEG (/ GIF / BMP) file; grayscale and RGBA are converted to RGB.
+      size: side of the square output in pixels (224 for VGG-19, 299 for
+        Inception-V3 and ResNet-101-V2; or ``network.input_shape[0]``).
+      quantize: round the resized image to 8-bit levels before scaling, as the
+        original's uint8 ``imresize`` did.
+
+    Resizing is bilinear with antialiasing (PIL's bilinear filter, which
+    ``imresize`` used, widens its kernel when shrinking); no resize when the
+    crop already has the size.
+
+    Raises :class:`ImageError` for a missing, unreadable or empty file.
+    """
+    size = int(size)
+    if size <= 0:
+        raise ImageError('image size must be a positive number of pixels, got %d' % size)
+    image = center_crop_square(_read_rgb(path))
+    image = tf.cast(image, tf.float32)
+    if image.shape[0] != size:
+        image = tf.image.resize(image, (size, size), method='bilinear', antialias=True)
+        if quantize:
+            image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
+    return (image / 255.0).numpy().astype(np.float32)
+
+
+def load_image_for(network, path, **kwargs):
+    """:func:`load_image` at the input size of ``network`` (a ``MetamerNetwork``)."""
+    return load_image(path, size=network.input_shape[0], **kwargs)
+
+
+def to_uint8(image):
+    """``[H, W, 3]`` (or ``[H, W]``, ``[H, W, 1]``) in [0, 1] -> uint8 ``[H, W, C]``, rounded.
+
+    Values are clipped to [0, 1] first (synthesis keeps them there; clipping
+    only absorbs round-off). Raises :class:`ImageError` on a wrong shape or NaN.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ImageError('an image must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape %s'
+                         % (image.shape,))
+    if not np.all(np.isfinite(image)):
+        raise ImageError('the image holds NaN or infinite values; cannot save it')
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_png(path, image):
+    """Write ``image`` (values in [0, 1]) as an 8-bit PNG, atomically (temp file + rename).
+
+    Creates the folder if needed. Returns the path.
+    """
+    path = os.fspath(path)
+    data = tf.io.encode_png(to_uint8(image)).numpy()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix='.png.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
