@@ -1,0 +1,225 @@
+"""The checkpoint fetcher against a local HTTP server (127.0.0.1, in a thread) serving test tarballs."""
+
+import hashlib
+import http.server
+import io
+import os
+import tarfile
+import threading
+
+import pytest
+
+from model_metamers import fetch
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files``; honours ``Range: bytes=N-`` (206) unless ``server.ignore_range``.
+
+    ``server.cut`` lists byte counts: the n-th response sends only that many
+    body bytes (after announcing the full length) and drops the connection.
+    """
+
+    protocol_version = 'HTTP/1.1'
+
+    def do_GET(self):  # noqa: N802
+        server = self.server
+        server.requests.append((self.path, self.headers.get('Range')))
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404, 'Not Found')
+            return
+        start = 0
+        rng = self.headers.get('Range')
+        if rng and not server.ignore_range:
+            start = int(rng.split('=', 1)[1].split('-', 1)[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header('Content-Range', 'bytes */%d' % len(data))
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, len(data) - 1, len(data)))
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        if server.cut:
+            body = body[:server.cut.pop(0)]
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+    srv.files, srv.requests, srv.cut, srv.ignore_range = {}, [], [], False
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.url = 'http://127.0.0.1:%d' % srv.server_address[1]
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _tarball(members, prefix=''):
+    """gzip tar bytes of ``{name: bytes}``; a value of None makes a symlink."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w:gz') as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(prefix + name)
+            if data is None:
+                info.type, info.linkname = tarfile.SYMTYPE, '/etc/passwd'
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+# Big enough for several chunks and a cut in the middle; incompressible.
+PAYLOAD = os.urandom(3 * (1 << 20) + 12345)
+
+
+def _serve(server, name, members):
+    data = _tarball(members)
+    server.files['/' + name] = data
+    return server.url + '/' + name, data
+
+
+def test_fetch_unpacks_and_is_idempotent(server, tmp_path):
+    url, _ = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': PAYLOAD})
+    result = fetch.fetch('vgg_19', dest=str(tmp_path), url=url, progress=False)
+    assert result['checkpoint'] == str(tmp_path / 'vgg_19.ckpt') and result['downloaded']
+    assert (tmp_path / 'vgg_19.ckpt').read_bytes() == PAYLOAD
+    assert not os.listdir(tmp_path / '.downloads')  # archive removed after unpacking
+    n = len(server.requests)
+    again = fetch.fetch('vgg_19', dest=str(tmp_path), url=url, progress=False)
+    assert len(server.requests) == n and not again['downloaded']
+    assert again['checkpoint'] == result['checkpoint']
+
+
+def test_interrupted_download_resumes_with_range(server, tmp_path):
+    url, data = _serve(server, 'inception_v3_2016_08_28.tar.gz', {'inception_v3.ckpt': PAYLOAD})
+    cut = len(data) // 2
+    server.cut = [cut]
+    fetch.fetch('inception_v3', dest=str(tmp_path), url=url, progress=False)
+    assert server.requests == [('/inception_v3_2016_08_28.tar.gz', None),
+                               ('/inception_v3_2016_08_28.tar.gz', 'bytes=%d-' % cut)]
+    assert (tmp_path / 'inception_v3.ckpt').read_bytes() == PAYLOAD
+
+
+def test_resume_across_runs_from_part_file(server, tmp_path, capsys):
+    url, data = _serve(server, 'resnet_v2_101_2017_04_14.tar.gz', {'resnet_v2_101.ckpt': PAYLOAD})
+    server.cut = [1000, 5000]
+    with pytest.raises(fetch.FetchError, match='again to resume') as err:
+        fetch.fetch('resnet_v2_101', dest=str(tmp_path), url=url, retries=1, progress=False)
+    assert len(str(err.value).splitlines()) == 1
+    part = tmp_path / '.downloads' / 'resnet_v2_101_2017_04_14.tar.gz.part'
+    assert part.stat().st_size == 6000
+    assert not (tmp_path / 'resnet_v2_101.ckpt').exists()
+    fetch.fetch('resnet_v2_101', dest=str(tmp_path), url=url, progress=True)
+    assert server.requests[-1][1] == 'bytes=6000-'
+    assert (tmp_path / 'resnet_v2_101.ckpt').read_bytes() == PAYLOAD
+    assert '100.0%' in capsys.readouterr().err
+
+
+def test_server_without_range_support_restarts(server, tmp_path):
+    url, data = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': PAYLOAD})
+    server.cut, server.ignore_range = [len(data) // 3], True
+    fetch.fetch('vgg_19', dest=str(tmp_path), url=url, progress=False)
+    assert (tmp_path / 'vgg_19.ckpt').read_bytes() == PAYLOAD
+
+
+def test_complete_part_file_gets_416_and_is_used(server, tmp_path):
+    url, data = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': b'abc'})
+    (tmp_path / '.downloads').mkdir()
+    (tmp_path / '.downloads' / 'vgg_19_2016_08_28.tar.gz.part').write_bytes(data)
+    fetch.fetch('vgg_19', dest=str(tmp_path), url=url, progress=False)
+    assert server.requests == [('/vgg_19_2016_08_28.tar.gz', 'bytes=%d-' % len(data))]
+    assert (tmp_path / 'vgg_19.ckpt').read_bytes() == b'abc'
+
+
+def test_sha256_checked(server, tmp_path):
+    url, data = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': b'abc'})
+    with pytest.raises(fetch.FetchError, match='wrong sha256'):
+        fetch.fetch('vgg_19', dest=str(tmp_path), url=url, sha256='0' * 64, progress=False)
+    assert not (tmp_path / 'vgg_19.ckpt').exists()
+    assert not (tmp_path / '.downloads' / 'vgg_19_2016_08_28.tar.gz').exists()
+    good = hashlib.sha256(data).hexdigest()
+    fetch.fetch('vgg_19', dest=str(tmp_path), url=url, sha256=good.upper(), progress=False)
+    assert (tmp_path / 'vgg_19.ckpt').read_bytes() == b'abc'
+
+
+@pytest.mark.parametrize('members, message', [
+    ({'../evil.ckpt': b'x', 'vgg_19.ckpt': b'x'}, 'outside the destination'),
+    ({'/tmp/evil.ckpt': b'x', 'vgg_19.ckpt': b'x'}, 'outside the destination'),
+    ({'link': None, 'vgg_19.ckpt': b'x'}, 'link or special file'),
+    ({'something_else.ckpt': b'x'}, 'lacks the expected member'),
+])
+def test_unsafe_or_wrong_archives_rejected(server, tmp_path, members, message):
+    url, _ = _serve(server, 'vgg_19_2016_08_28.tar.gz', members)
+    dest = tmp_path / 'dest'
+    with pytest.raises(fetch.FetchError, match=message) as err:
+        fetch.fetch('vgg_19', dest=str(dest), url=url, progress=False)
+    assert len(str(err.value).splitlines()) == 1
+    written = [f for _, _, fs in os.walk(tmp_path) for f in fs]
+    assert written == [], 'nothing may be unpacked or left behind: %s' % written
+
+
+def test_corrupt_archive_rejected_and_removed(server, tmp_path):
+    data = _tarball({'vgg_19.ckpt': PAYLOAD})
+    server.files['/vgg_19_2016_08_28.tar.gz'] = data[:len(data) // 2]  # a short file, served whole
+    with pytest.raises(fetch.FetchError, match='not a valid tar archive'):
+        fetch.fetch('vgg_19', dest=str(tmp_path), url=server.url + '/vgg_19_2016_08_28.tar.gz',
+                    progress=False)
+    assert not (tmp_path / 'vgg_19.ckpt').exists()
+    assert os.listdir(tmp_path / '.downloads') == []
+
+
+def test_http_error_and_unknown_network(server, tmp_path):
+    with pytest.raises(fetch.FetchError, match='HTTP 404'):
+        fetch.fetch('vgg_19', dest=str(tmp_path), url=server.url + '/missing.tar.gz',
+                    progress=False)
+    with pytest.raises(fetch.FetchError, match='no public download'):
+        fetch.fetch('audioset_reduced_aliasing', dest=str(tmp_path))
+
+
+def test_audio_archive_in_a_folder_serves_both_word_networks_once(server, tmp_path, monkeypatch):
+    members = {'word_aliased.ckpt.index': b'i', 'word_aliased.ckpt.data-00000-of-00001': b'd',
+               'word_network_aliased.pckl': b'p', 'word_reduced_aliasing.ckpt.index': b'i',
+               'word_reduced_aliasing.ckpt.data-00000-of-00001': b'd',
+               'word_network_reduced_aliasing.pckl': b'p'}
+    data = _tarball(members, prefix='network_files/')
+    server.files['/audio.tar.gz'] = data
+    sources = {k: v._replace(url=server.url + '/audio.tar.gz') for k, v in fetch.SOURCES.items()
+               if k.startswith('word_')}
+    monkeypatch.setattr(fetch, 'SOURCES', sources)
+    results = fetch.fetch_all(dest=str(tmp_path), progress=False)
+    assert len(server.requests) == 1
+    assert {r['checkpoint'] for r in results} == {
+        str(tmp_path / 'network_files' / 'word_aliased.ckpt'),
+        str(tmp_path / 'network_files' / 'word_reduced_aliasing.ckpt')}
+
+
+def test_command_line(server, tmp_path, capsys):
+    url, _ = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': b'abc'})
+    argv = ['fetch', '--network=vgg_19', '--dest=%s' % tmp_path, '--url=%s' % url, '--noprogress']
+    assert fetch.main(argv) == 0
+    assert str(tmp_path / 'vgg_19.ckpt') in capsys.readouterr().out
+    assert fetch.main(argv) == 0
+    assert 'already present' in capsys.readouterr().out
+    assert fetch.main(['fetch', '--network=nope', '--dest=%s' % tmp_path]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: no public download') and err.count('\n') == 1
+    assert fetch.main(['fetch']) == 2
+    assert fetch.main(['fetch', '--all', '--url=%s' % url]) == 2
+    assert fetch.main(['fetch', '--netwrk=vgg_19']) == 2
