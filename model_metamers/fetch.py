@@ -359,6 +359,10 @@ def main(argv=None):
     """Command line entry point; returns the exit status (0 ok, 1 failed, 2 bad arguments)."""
     argv = list(sys.argv if argv is None else argv)
     fv = _flags()
+    if any(a in ('-h', '--help', '-help') for a in argv[1:]):
+        print('python -m model_metamers.fetch --network=NAME|--all [--dest=DIR] [--url=URL]\n')
+        print(fv.get_help())
+        return 0
     try:
         fv(argv)
     except flags.Error as e:

@@ -164,8 +164,9 @@ def inception(pair, tmp_path):
     p = pair
     if p.name != 'inception_v3':
         pytest.fail('use @INCEPTION_ONLY on this test')
-    return {'ref': p.ref, 'dir': str(tmp_path), 'values': p.ref.values(), 'x': p.x,
-            'logits': p.ref_out['Logits']}
+    yield {'ref': p.ref, 'dir': str(tmp_path), 'values': p.ref.values(), 'x': p.x,
+           'logits': p.ref_out['Logits']}
+    shutil.rmtree(str(tmp_path), ignore_errors=True)  # ~100 MB per variant checkpoint
 
 
 # Runs a test with the module's Inception-V3 pair instead of building another.

@@ -35,7 +35,7 @@ def default_weights_path(network_name):
 
 
 def is_tf_checkpoint(path):
-    """True for a TF checkpoint prefix (``<prefix>.index`` exists), a V1 checkpoint file, or a folder holding one."""
+    """True for a TF checkpoint prefix (``<prefix>.index``), a V1 checkpoint file, or a folder of one."""
     if os.path.isdir(path):
         return tf.train.latest_checkpoint(path) is not None
     if os.path.exists(path + '.index'):

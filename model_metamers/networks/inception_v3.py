@@ -188,7 +188,8 @@ def build_inception_v3(weights='random', seed=0, num_classes=1001, aux_logits=Tr
     class_names, offset = slim_common.class_names_for(num_classes)
     network = MetamerNetwork(
         name, image, g.stages, METAMER_LAYERS, class_names, 'image',
-        relu_stages=g.relu_stages, aliases={'logits': 'Logits'}, logits_stage='Logits',
+        relu_stages=g.relu_stages, aliases={'logits': 'Logits', 'visualization_input': 'input'},
+        logits_stage='Logits',
         default_learning_rate=0.001,
         info={'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'aux_logits': bool(aux_logits), 'checkpoint_map': dict(g.name_map),

@@ -122,7 +122,9 @@ def build_resnet_v2_101(weights='random', seed=0, num_classes=1001, bn_epsilon=T
     class_names, offset = slim_common.class_names_for(num_classes)
     network = MetamerNetwork(
         name, image, g.stages, METAMER_LAYERS, class_names, 'image',
-        relu_stages=g.relu_stages, aliases={k: v for k, v in PAPER_LAYERS.items() if k != v},
+        relu_stages=g.relu_stages,
+        aliases=dict({k: v for k, v in PAPER_LAYERS.items() if k != v},
+                     visualization_input='input'),
         logits_stage='logits', default_learning_rate=0.001,
         info={'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'bn_epsilon': float(bn_epsilon), 'checkpoint_map': dict(g.name_map),

@@ -71,7 +71,8 @@ def build_vgg_19(weights='random', seed=0, num_classes=1000, name='vgg_19'):
     class_names, offset = slim_common.class_names_for(num_classes)
     network = MetamerNetwork(
         name, image, g.stages, METAMER_LAYERS, class_names, 'image',
-        relu_stages=g.relu_stages, aliases=dict(PAPER_LAYERS, logits=SCOPE + '/fc8'),
+        relu_stages=g.relu_stages,
+        aliases=dict(PAPER_LAYERS, logits=SCOPE + '/fc8', visualization_input='input'),
         logits_stage=SCOPE + '/fc8', default_learning_rate=0.001,
         info={'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'checkpoint_map': dict(g.name_map), 'preprocessing': 'x*255 - %s' % (MEANS,)})
