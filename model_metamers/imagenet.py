@@ -61,7 +61,10 @@ def probabilities_16(logits, logit_offset=0):
     return np.stack([p[:, members].mean(axis=1) for members in groups.values()], axis=1)
 
 
-def classify_16(logits, logit_offset=0):
+def sixteen_class_names(logits, logit_offset=0):
     """The 16-way decision per row of ``logits``: a list of category names."""
     names = categories()
     return [names[i] for i in np.argmax(probabilities_16(logits, logit_offset), axis=1)]
+
+
+classify_16 = sixteen_class_names

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 
-class ImageError(ValueError):
+class ImageLoadError(ValueError):
     """An image file that is missing or cannot be read, or an array that is not an image."""
 
 
@@ -22,15 +22,15 @@ def _read_rgb(path):
     """``[H, W, 3]`` uint8 tensor of the file at ``path``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ImageError('image file %s does not exist: give the path of a PNG or JPEG file' % path)
+        raise ImageLoadError('image file %s does not exist: give the path of a PNG or JPEG file' % path)
     try:
         data = tf.io.read_file(path)
         image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     except (tf.errors.OpError, ValueError) as e:
-        raise ImageError('cannot decode %s as an image (%s): give a PNG or JPEG file'
+        raise ImageLoadError('cannot decode %s as an image (%s): give a PNG or JPEG file'
                          % (path, str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
     if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ImageError('image file %s is empty (0 pixels): give a non-empty image' % path)
+        raise ImageLoadError('image file %s is empty (0 pixels): give a non-empty image' % path)
     return image
 
 
@@ -46,32 +46,46 @@ def center_crop_square(image):
     return image[top:bottom, left:right]
 
 
-def load_image(path, size=224, quantize=True):
-    """Load an image for a network: float32 ``[size, size, 3]`` in [0, 1].
+def prepare_image(image, size=224, quantize=True):
+    """Crop and resize a decoded image for a network: float32 ``[size, size, 3]`` in [0, 1].
 
     Args:
-      path: a PNG / JPEG (/ GIF / BMP) file; grayscale and RGBA are converted to RGB.
-      size: side of the square output in pixels (224 for VGG-19, 299 for
-        Inception-V3 and ResNet-101-V2; or ``network.input_shape[0]``).
+      image: ``[H, W, 3]`` uint8 (0..255) array or tensor, e.g. from ``tf.io.decode_image``.
+      size: side of the square output in pixels.
       quantize: round the resized image to 8-bit levels before scaling, as the
         original's uint8 ``imresize`` did.
 
-    Resizing is bilinear with antialiasing (PIL's bilinear filter, which
-    ``imresize`` used, widens its kernel when shrinking); no resize when the
-    crop already has the size.
-
-    Raises :class:`ImageError` for a missing, unreadable or empty file.
+    Central square (see :func:`center_crop_square`), then bilinear resizing with
+    antialiasing (PIL's bilinear filter, which ``imresize`` used, widens its
+    kernel when shrinking); no resize when the crop already has the size.
     """
     size = int(size)
     if size <= 0:
-        raise ImageError('image size must be a positive number of pixels, got %d' % size)
-    image = center_crop_square(_read_rgb(path))
-    image = tf.cast(image, tf.float32)
+        raise ImageLoadError('image size must be a positive number of pixels, got %d' % size)
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank != 3 or image.shape[2] != 3:
+        raise ImageLoadError('prepare_image needs an RGB image [H, W, 3], got shape %s: decode with '
+                             'channels=3' % (tuple(image.shape),))
+    image = tf.cast(center_crop_square(image), tf.float32)
     if image.shape[0] != size:
         image = tf.image.resize(image, (size, size), method='bilinear', antialias=True)
         if quantize:
             image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
     return (image / 255.0).numpy().astype(np.float32)
+
+
+def load_image(path, size=224, quantize=True):
+    """Load an image file for a network: float32 ``[size, size, 3]`` in [0, 1].
+
+    Args:
+      path: a PNG / JPEG (/ GIF / BMP) file; grayscale and RGBA are converted to RGB.
+      size: side of the square output in pixels (224 for VGG-19, 299 for
+        Inception-V3 and ResNet-101-V2; or ``network.input_shape[0]``).
+      quantize: see :func:`prepare_image`.
+
+    Raises :class:`ImageLoadError` for a missing, unreadable or empty file.
+    """
+    return prepare_image(_read_rgb(path), size, quantize)
 
 
 def load_image_for(network, path, **kwargs):
@@ -83,7 +97,7 @@ def to_uint8(image):
     """``[H, W, 3]`` (or ``[H, W]``, ``[H, W, 1]``) in [0, 1] -> uint8 ``[H, W, C]``, rounded.
 
     Values are clipped to [0, 1] first (synthesis keeps them there; clipping
-    only absorbs round-off). Raises :class:`ImageError` on a wrong shape or NaN.
+    only absorbs round-off). Raises :class:`ImageLoadError` on a wrong shape or NaN.
     """
     image = np.asarray(image, dtype=np.float64)
     if image.ndim == 4 and image.shape[0] == 1:
@@ -91,10 +105,10 @@ def to_uint8(image):
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ImageError('an image must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape %s'
+        raise ImageLoadError('an image must be [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got shape %s'
                          % (image.shape,))
     if not np.all(np.isfinite(image)):
-        raise ImageError('the image holds NaN or infinite values; cannot save it')
+        raise ImageLoadError('the image holds NaN or infinite values; cannot save it')
     return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_metamers import images, networks, resources, weights_io
+from model_metamers import convert_checkpoint, images, networks, resources
 from model_metamers.networks.checkpoints import CheckpointError
 
-import slim_reference
+from tests import slim_reference
 
 RTOL = 1e-4
 
@@ -244,7 +244,7 @@ def test_wrong_shape_and_unreadable_checkpoint(inception, tmp_path):
 
 
 @INCEPTION_ONLY
-def test_default_weights_and_h5_round_trip(inception, tmp_path, monkeypatch):
+def test_default_weights_and_converted_h5(inception, tmp_path, monkeypatch):
     d = tmp_path / 'ckpts'
     d.mkdir()
     src = inception['ref'].checkpoint
@@ -254,8 +254,9 @@ def test_default_weights_and_h5_round_trip(inception, tmp_path, monkeypatch):
     net = networks.build('inception_v3', weights='default')
     assert net.info['weights'] == str(d / 'inception_v3.ckpt')
     _assert_close(net.logits(inception['x']).numpy(), inception['logits'], 'Logits (default)')
-    h5 = str(tmp_path / 'inception_v3.weights.h5')
-    weights_io.save_weights(net.model, h5)
+    # the shared converter (published checkpoint -> by-name .weights.h5) accepts the slim nets
+    h5, _ = convert_checkpoint.convert('inception_v3', net.info['weights'],
+                                       output=str(tmp_path / 'inception_v3.weights.h5'))
     again = networks.build('inception_v3', weights=h5)
     np.testing.assert_array_equal(again.logits(inception['x']).numpy(),
                                   net.logits(inception['x']).numpy())

@@ -68,22 +68,31 @@ def test_resize_of_constant_and_smooth_images(tmp_path):
     np.testing.assert_array_equal(np.round(y * 255.0), y * 255.0)  # 8-bit levels kept
 
 
+def test_prepare_image_on_decoded_arrays(tmp_path):
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(images.prepare_image(a, 16),
+                                  images.load_image(_png(tmp_path / 'a.png', a), 16))
+    with pytest.raises(images.ImageLoadError, match='channels=3'):
+        images.prepare_image(a[:, :, :1], 16)
+
+
 def test_demo_jpeg(tmp_path):
     x = images.load_image(resources.DEMO_IMAGES['pocketwatch'], 299)
     assert x.shape == (299, 299, 3) and 0 <= x.min() and x.max() <= 1 and x.std() > 0.05
 
 
 def test_clear_errors(tmp_path):
-    with pytest.raises(images.ImageError, match='does not exist'):
+    with pytest.raises(images.ImageLoadError, match='does not exist'):
         images.load_image(tmp_path / 'nope.png')
     bad = tmp_path / 'bad.png'
     bad.write_bytes(b'this is not an image')
-    with pytest.raises(images.ImageError, match='cannot decode') as err:
+    with pytest.raises(images.ImageLoadError, match='cannot decode') as err:
         images.load_image(bad)
     assert len(str(err.value).splitlines()) == 1
-    with pytest.raises(images.ImageError, match='shape'):
+    with pytest.raises(images.ImageLoadError, match='shape'):
         images.save_png(tmp_path / 'x.png', np.zeros((2, 3, 5)))
-    with pytest.raises(images.ImageError, match='NaN'):
+    with pytest.raises(images.ImageLoadError, match='NaN'):
         images.save_png(tmp_path / 'x.png', np.full((2, 2, 3), np.nan))
     assert not os.path.exists(tmp_path / 'x.png')
 
@@ -115,7 +124,7 @@ def _reference_16(logits, offset):
 def test_16_class_aggregation(offset):
     rng = np.random.default_rng(offset)
     logits = rng.normal(0, 3, (6, 1000 + offset))
-    got = imagenet.classify_16(logits, logit_offset=offset)
+    got = imagenet.sixteen_class_names(logits, logit_offset=offset)
     probs = imagenet.probabilities_16(logits, logit_offset=offset)
     for row in range(6):
         name, scores = _reference_16(logits[row], offset)
@@ -126,14 +135,14 @@ def test_16_class_aggregation(offset):
 def test_16_class_offset_and_membership():
     logits = np.zeros((1, 1001))
     logits[0, 404 + 1] = 20.0  # ImageNet 404 = airliner, behind the background logit
-    assert imagenet.classify_16(logits, logit_offset=1) == ['airplane']
+    assert imagenet.sixteen_class_names(logits, logit_offset=1) == ['airplane']
     assert imagenet.category_of(404) == 'airplane' and imagenet.category_of(0) is None
     assert resources.imagenet_classes()[404] == 'airliner'
     with pytest.raises(imagenet.LogitsShapeError, match='logit_offset'):
-        imagenet.classify_16(logits, logit_offset=0)
+        imagenet.sixteen_class_names(logits, logit_offset=0)
     # A mean, not a sum: 'knife' (1 class) beats 'dog' (109 classes) holding twice its total mass.
     z = np.full(1000, -50.0)
     dogs = resources.imagenet_16class_indices()['dog']
     z[dogs] = np.log(1.0 / len(dogs))  # total dog mass 1 spread thinly
     z[499] = np.log(0.5)                # knife, one class, half that mass
-    assert imagenet.classify_16(z) == ['knife']
+    assert imagenet.sixteen_class_names(z) == ['knife']

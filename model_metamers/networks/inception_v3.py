@@ -191,7 +191,9 @@ def build_inception_v3(weights='random', seed=0, num_classes=1001, aux_logits=Tr
         relu_stages=g.relu_stages, aliases={'logits': 'Logits', 'visualization_input': 'input'},
         logits_stage='Logits',
         default_learning_rate=0.001,
-        info={'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
+        info={'build_options': {'num_classes': num_classes, 'aux_logits': bool(aux_logits),
+                                'image_size': image_size},
+              'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'aux_logits': bool(aux_logits), 'checkpoint_map': dict(g.name_map),
               'preprocessing': '(x - 0.5) * 2'})
     kind, path = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,

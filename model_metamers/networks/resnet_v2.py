@@ -126,7 +126,9 @@ def build_resnet_v2_101(weights='random', seed=0, num_classes=1001, bn_epsilon=T
         aliases=dict({k: v for k, v in PAPER_LAYERS.items() if k != v},
                      visualization_input='input'),
         logits_stage='logits', default_learning_rate=0.001,
-        info={'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
+        info={'build_options': {'num_classes': num_classes, 'bn_epsilon': float(bn_epsilon),
+                                'image_size': image_size},
+              'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'bn_epsilon': float(bn_epsilon), 'checkpoint_map': dict(g.name_map),
               'preprocessing': '(x - 0.5) * 2'})
     kind, path = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,

@@ -74,7 +74,8 @@ def build_vgg_19(weights='random', seed=0, num_classes=1000, name='vgg_19'):
         relu_stages=g.relu_stages,
         aliases=dict(PAPER_LAYERS, logits=SCOPE + '/fc8', visualization_input='input'),
         logits_stage=SCOPE + '/fc8', default_learning_rate=0.001,
-        info={'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
+        info={'build_options': {'num_classes': num_classes},
+              'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'checkpoint_map': dict(g.name_map), 'preprocessing': 'x*255 - %s' % (MEANS,)})
     kind, path = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
                                           default_checkpoint='vgg_19.ckpt')
