@@ -264,3 +264,19 @@ def test_gradient_from_waveform_is_finite_with_silence(loaded_net):
         loss = tf.reduce_sum(loaded_net.matched_tensor(out, 'layer_1'))
     grad = tape.gradient(loss, xv).numpy()
     assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
+
+
+def test_converted_weights_file_round_trip(tmp_path):
+    from model_metamers import weights_io
+    small = dict(n_hidden=32, n_cell_dim=16)
+    source = build('deepspeech', weights='random', seed=1, **small)
+    path = str(tmp_path / 'deepspeech.weights.h5')
+    weights_io.save_weights(source.model, path)
+    loaded = build('deepspeech', weights=path, **small)
+    other = build('deepspeech', weights='random', seed=2, **small)
+    x = _demo_sound()[None]
+    want = source.logits(x).numpy()
+    np.testing.assert_array_equal(loaded.logits(x).numpy(), want)
+    assert not np.allclose(other.logits(x).numpy(), want)
+    assert loaded.info['weights_format'] == 'weights_h5'
+
