@@ -221,6 +221,18 @@ def test_transcribe_uses_logits(loaded_net):
     assert loaded_net.transcribe(x) == [ds.greedy_ctc_transcript(logits[0])]
 
 
+def test_validation_compares_transcripts(loaded_net):
+    from model_metamers import validation
+    x = _demo_sound()[None]
+    logits = loaded_net.logits(np.concatenate([x, 0.5 * x, x[:, ::-1].copy()])).numpy()
+    text = ds.greedy_ctc_transcript(logits[0])
+    results = validation.same_class(loaded_net, logits[:1].repeat(3, 0), logits)
+    assert results[0] == (True, text, text)
+    for (same, natural, metamer), row in zip(results, logits):
+        assert natural == text and metamer == ds.greedy_ctc_transcript(row)
+        assert same == (metamer == text)
+
+
 def test_missing_variable_is_named(tmp_path):
     graph = tf.Graph()
     with graph.as_default():

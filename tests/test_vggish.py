@@ -181,9 +181,17 @@ def test_slim_checkpoint_is_v1_single_file(slim_checkpoint):
     assert os.path.isfile(path) and not os.path.exists(path + '.index')
 
 
-def test_every_layer_matches_slim(slim_checkpoint):
-    path, features, reference = slim_checkpoint
-    net = build('vggish', weights=path)
+@pytest.fixture(scope='module')
+def converted(slim_checkpoint, tmp_path_factory):
+    """The project's converter run on the V1 checkpoint: (output .weights.h5, network it built)."""
+    from model_metamers import convert_checkpoint
+    output = str(tmp_path_factory.mktemp('converted') / 'vggish.weights.h5')
+    return convert_checkpoint.convert('vggish', slim_checkpoint[0], output=output)
+
+
+def test_every_layer_matches_slim(slim_checkpoint, converted):
+    _, features, reference = slim_checkpoint
+    net = converted[1]   # built from the V1 checkpoint by name
     assert net.info['weights_format'] == 'tf_checkpoint_v1'
     stages = net.activations(features[None, ..., None], list(reference), from_stage='log_mel')
     for name, want in reference.items():
@@ -193,6 +201,25 @@ def test_every_layer_matches_slim(slim_checkpoint):
         scale = np.abs(want).max()
         assert scale > 1e-3, name   # the comparison is not trivially 0 == 0
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * scale, err_msg=name)
+
+
+def test_converted_weights_file_loads(slim_checkpoint, converted):
+    _, features, reference = slim_checkpoint
+    net = build('vggish', weights=converted[0])
+    assert net.info['weights_format'] == 'weights_h5'
+    got = net.activations(features[None, ..., None], ['embedding'], from_stage='log_mel')
+    want = reference['embedding']
+    np.testing.assert_allclose(got['embedding'].numpy().reshape(want.shape), want, rtol=0,
+                               atol=2e-5 * np.abs(want).max())
+
+
+def test_name_map_overrides(tmp_path):
+    with pytest.raises(checkpoints.CheckpointError, match='valid keys: conv1/kernel'):
+        build('vggish', name_map={'conv9/kernel': 'x'})
+    bad = tmp_path / 'map.json'
+    bad.write_text('{not json')
+    with pytest.raises(checkpoints.CheckpointError, match='cannot read name map'):
+        build('vggish', name_map=str(bad))
 
 
 def test_checkpoint_mismatch_lists_names(tmp_path):
@@ -231,7 +258,7 @@ def test_layers_shapes_and_settings(random_net):
     assert counts == expected
     assert random_net.default_learning_rate == 0.01
     assert random_net.logits_stage == 'embedding' and random_net.class_names == []
-    assert random_net.info['has_classes'] is False
+    assert random_net.info['has_classes'] is False and random_net.representation_stage is None
     assert random_net.resolve('conv3/conv3_1') == 'conv3_1'
     assert random_net.resolve('vggish/fc1/fc1_2') == 'fc1_2'
     assert random_net.resolve('fc2') == 'embedding'

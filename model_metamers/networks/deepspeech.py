@@ -33,7 +33,7 @@ import tensorflow as tf
 from model_metamers.networks import deepspeech_frontend as frontend
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.public_checkpoints import DEEPSPEECH_RELEASE, PUBLIC_CHECKPOINTS
-from model_metamers.networks.speech_weights import load_weights, resolve_weights
+from model_metamers.networks.speech_weights import load_weights, resolve_name_map, resolve_weights
 
 NAME = 'deepspeech'
 ALPHABET = [' '] + [chr(c) for c in range(ord('a'), ord('z') + 1)] + ["'"]   # data/alphabet.txt
@@ -60,7 +60,7 @@ ALIASES = {'visualization_input': 'mfcc', 'layer_4': 'rnn_output', 'layer_6': 'l
 
 __all__ = ['ALPHABET', 'BLANK_INDEX', 'CHECKPOINT_NAMES', 'CLASS_NAMES', 'METAMER_LAYERS',
            'PUBLIC_CHECKPOINTS', 'BlockLSTM', 'DeepSpeechNetwork', 'build_deepspeech',
-           'greedy_ctc_transcript']
+           'greedy_ctc_transcript', 'same_transcript']
 
 
 class BlockLSTM(keras.layers.Layer):
@@ -169,6 +169,17 @@ def greedy_ctc_transcript(logits, alphabet=None):
     return ''.join(chars)
 
 
+def same_transcript(natural_logits, metamer_logits):
+    """Same-class test of one stimulus pair: ``(same, natural transcript, metamer transcript)``.
+
+    ``*_logits``: ``[time, 29]``. The validation calls this through
+    ``network.info['same_class']``.
+    """
+    natural = greedy_ctc_transcript(natural_logits)
+    metamer = greedy_ctc_transcript(metamer_logits)
+    return natural == metamer, natural, metamer
+
+
 class DeepSpeechNetwork(MetamerNetwork):
     """A :class:`MetamerNetwork` whose "class" of a stimulus is its greedy CTC transcript."""
 
@@ -229,27 +240,38 @@ def build_deepspeech(weights='random', seed=0, sample_rate=20000, input_length=4
       n_context: frames of context on each side (9).
       n_hidden, n_cell_dim, relu_clip, forget_bias: the architecture (2048,
         2048, 20, 1.0 in the release).
-      name_map: overrides of :data:`CHECKPOINT_NAMES` entries.
+      name_map: overrides of :data:`CHECKPOINT_NAMES` entries (dict or JSON file path).
+
+    Returns a :class:`DeepSpeechNetwork` (no ``representation_stage``: the paper
+    optimised DeepSpeech metamers from the waveform). ``info['same_class']`` is
+    :func:`same_transcript`, the validation's same-class criterion.
     """
     kind, path = resolve_weights(weights, NAME, 'DeepSpeech 0.5.1 TF1')
+    names = resolve_name_map(CHECKPOINT_NAMES, name_map)
+    options = {'sample_rate': sample_rate, 'input_length': input_length,
+               'model_sample_rate': model_sample_rate, 'window_ms': window_ms,
+               'step_ms': step_ms, 'n_input': n_input, 'n_context': n_context,
+               'filterbank_channels': filterbank_channels,
+               'lower_frequency_limit': lower_frequency_limit,
+               'upper_frequency_limit': upper_frequency_limit, 'n_hidden': n_hidden,
+               'n_cell_dim': n_cell_dim, 'relu_clip': relu_clip, 'forget_bias': forget_bias}
     config = frontend.MFCCConfig(model_sample_rate, window_ms, step_ms, n_input,
                                  filterbank_channels, lower_frequency_limit, upper_frequency_limit)
     inputs, stages, relu_stages = _build_model(sample_rate, input_length, config, n_context,
                                                n_hidden, n_cell_dim, len(CLASS_NAMES), relu_clip,
                                                forget_bias, seed)
-    names = dict(CHECKPOINT_NAMES)
-    names.update(name_map or {})
     network = DeepSpeechNetwork(
         NAME, inputs, stages, METAMER_LAYERS, class_names=CLASS_NAMES, modality='audio',
         relu_stages=relu_stages, aliases=ALIASES, logits_stage='logits', sample_rate=sample_rate,
-        default_learning_rate=0.0001, representation_stage='mfcc',
+        default_learning_rate=0.0001, representation_stage=None,
         info={'has_classes': True,
+              'same_class': same_transcript,
               'class_criterion': 'greedy_ctc_transcript',
-              'transcriber': 'model_metamers.networks.deepspeech.greedy_ctc_transcript',
               'release': DEEPSPEECH_RELEASE,
               'public_checkpoint': PUBLIC_CHECKPOINTS[NAME],
               'mfcc': config.as_dict(), 'n_context': int(n_context),
               'relu_clip': float(relu_clip), 'forget_bias': float(forget_bias),
-              'resampling': 'fft'})
+              'resampling': 'fft',
+              'build_options': options})
     network.info.update(load_weights(network.model, kind, path, names))
     return network

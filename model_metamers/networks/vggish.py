@@ -34,7 +34,7 @@ from model_metamers.networks import vggish_frontend as frontend
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.public_checkpoints import (EXTRA_FILES, PUBLIC_CHECKPOINTS,
                                                         VGGISH_PCA_PARAMS_URL)
-from model_metamers.networks.speech_weights import load_weights, resolve_weights
+from model_metamers.networks.speech_weights import load_weights, resolve_name_map, resolve_weights
 
 NAME = 'vggish'
 INIT_STDDEV = 0.01           # vggish_params.INIT_STDDEV (truncated normal), biases 0
@@ -173,20 +173,21 @@ def build_vggish(weights='random', seed=0, sample_rate=20000, input_length=40000
       seed: seed of the random initialisation.
       sample_rate: Hz of the input waveform (resampled to 16 kHz in the graph).
       input_length: samples per stimulus (40000 = 2 s at 20 kHz -> 2 examples).
-      name_map: overrides of :data:`CHECKPOINT_NAMES` entries.
+      name_map: overrides of :data:`CHECKPOINT_NAMES` entries (dict or JSON file path).
 
     Returns:
-      A :class:`MetamerNetwork`; stages are ``[batch, n_examples, ...]``.
+      A :class:`MetamerNetwork`; stages are ``[batch, n_examples, ...]``. It has no
+      ``representation_stage``: the paper optimised VGGish metamers from the waveform.
     """
     kind, path = resolve_weights(weights, NAME, 'VGGish TF1')
+    names = resolve_name_map(CHECKPOINT_NAMES, name_map)
     inputs, stages, relu_stages = _build_model(sample_rate, input_length, seed)
-    names = dict(CHECKPOINT_NAMES)
-    names.update(name_map or {})
     network = MetamerNetwork(
         NAME, inputs, stages, METAMER_LAYERS, class_names=[], modality='audio',
         relu_stages=relu_stages, aliases=ALIASES, logits_stage='embedding',
-        sample_rate=sample_rate, default_learning_rate=0.01, representation_stage='log_mel',
+        sample_rate=sample_rate, default_learning_rate=0.01, representation_stage=None,
         info={'has_classes': False,
+              'build_options': {'sample_rate': sample_rate, 'input_length': input_length},
               'validation': 'spearman_only: VGGish has no classifier, its logits_stage is the '
                             '128-D embedding',
               'n_examples': int(stages['log_mel'].shape[1]),
