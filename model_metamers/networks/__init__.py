@@ -32,6 +32,10 @@ _NETWORKS = {
                      'Inception-V3, TF-Slim ImageNet checkpoint'),
     'resnet_v2_101': ('model_metamers.networks.resnet_v2', 'build_resnet_v2_101', 'image',
                       'ResNet-101-V2, TF-Slim ImageNet checkpoint'),
+    'vggish': ('model_metamers.networks.vggish', 'build_vggish', 'audio',
+               'VGGish AudioSet embedding network (128-D, no classes), log-mel front end'),
+    'deepspeech': ('model_metamers.networks.deepspeech', 'build_deepspeech', 'audio',
+                   'Mozilla DeepSpeech 0.5.1 (MFCC, 5 dense + LSTM, CTC over 29 characters)'),
 }
 
 

@@ -34,22 +34,26 @@ def default_weights_path(network_name):
     return os.path.join(checkpoint_dir(), '%s.weights.h5' % network_name)
 
 
-def is_tf_checkpoint(path):
-    """True for a TF checkpoint prefix (``<prefix>.index``), a V1 checkpoint file, or a folder of one."""
-    if os.path.isdir(path):
-        return tf.train.latest_checkpoint(path) is not None
-    if os.path.exists(path + '.index'):
-        return True
-    # The published TF-Slim checkpoints (vgg_19.ckpt, ...) are V1: one file, no .index.
-    return os.path.isfile(path) and not path.endswith('.h5') and _is_v1_checkpoint(path)
+def is_v1_checkpoint_file(path):
+    """True for a single-file TF1 "V1" checkpoint that TF can read (no ``.index`` next to it).
 
-
-def _is_v1_checkpoint(path):
+    The published ``vggish_model.ckpt`` is in this format.
+    """
+    if not os.path.isfile(path) or path.endswith('.h5') or os.path.exists(path + '.index'):
+        return False
     try:
         tf.train.load_checkpoint(path)
     except (tf.errors.OpError, ValueError):
         return False
     return True
+
+
+def is_tf_checkpoint(path):
+    """True for a TF checkpoint prefix (``<prefix>.index`` exists), a folder holding one, or a
+    single-file V1 checkpoint (the published TF-Slim and VGGish checkpoints)."""
+    if os.path.isdir(path):
+        return tf.train.latest_checkpoint(path) is not None
+    return os.path.exists(path + '.index') or is_v1_checkpoint_file(path)
 
 
 def weights_kind(weights, network_name, original_format):
