@@ -289,8 +289,8 @@ class MetamerSynthesizer:
         """Run the optimisation to ``iterations`` total updates.
 
         Args:
-          iterations: total number of updates (default: the procedure's, 15000 /
-            24000). Calling again with a larger number continues.
+          iterations: total number of updates (default: the network's,
+            15000 for the paper's networks; 24000 for the 2023 procedure). Calling again with a larger number continues.
           checkpoint_path: file for the run state; if it exists and belongs to
             this run, the run resumes from it, and it is rewritten every
             ``checkpoint_every`` iterations (default ``log_every``). A resumed
@@ -305,7 +305,10 @@ class MetamerSynthesizer:
           The metamers, ``[batch] + shape`` float32 (also ``self.metamer``).
         """
         if iterations is None:
-            iterations = self.procedure.default_iterations
+            # The network's default (1500 for the keyword-spotting models) for the
+            # paper's procedure; the 2023 procedure has its own schedule length.
+            iterations = (self.network.default_iterations if self.procedure.name == 'feather2019'
+                          else self.procedure.default_iterations)
         iterations = int(iterations)
         if iterations < 0:
             raise SynthesisError('iterations must be >= 0, got %d' % iterations)
