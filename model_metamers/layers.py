@@ -20,22 +20,50 @@ def modified_relu(x):
 
 
 def hanning_kernel(pool_size, normalize=False):
-    """2-D Hanning kernel ``outer(w, w)``, ``w[n] = 0.5*(1 - cos(2*pi*n/(P-1)))`` (float64).
+    """2-D Hanning kernel ``outer(w_h, w_w)`` (float64), see :func:`hanning_window`.
 
-    ``pool_size`` is an int or a pair ``[P_h, P_w]``; a size of 1 gives a
-    one-tap window. ``normalize`` divides by the sum (unit DC gain).
+    ``pool_size`` is an int or a pair ``[P_h, P_w]``; ``normalize`` divides by the
+    sum (unit DC gain).
     """
     sizes = [pool_size, pool_size] if np.isscalar(pool_size) else list(pool_size)
-    windows = []
-    for p in sizes:
-        if p > 1:
-            windows.append(0.5 * (1 - np.cos(2.0 * np.pi * np.arange(p) / (p - 1))))
-        else:
-            windows.append(np.ones(1))
-    kernel = np.outer(windows[0], windows[1])
-    if normalize:
-        kernel = kernel / kernel.sum()
-    return kernel
+    kernel = np.outer(hanning_window(sizes[0]), hanning_window(sizes[1]))
+    return kernel / kernel.sum() if normalize else kernel
+
+
+def hanning_window(pool_size, normalize=False):
+    """1-D Hanning window ``w[n] = 0.5*(1 - cos(2*pi*n/(P-1)))`` (float64; ``[1]`` for P=1).
+
+    With ``normalize`` it sums to one, so ``outer(w, w)`` is the normalised 2-D kernel.
+    """
+    if pool_size > 1:
+        window = 0.5 * (1 - np.cos(2.0 * np.pi * np.arange(pool_size) / (pool_size - 1)))
+    else:
+        window = np.ones(1)
+    return window / window.sum() if normalize else window
+
+
+def strided_filter_matrix(window, n_in, stride, padding='SAME'):
+    """``[n_out, n_in]`` matrix applying a 1-D correlation with ``window`` and ``stride``.
+
+    Row ``i`` holds ``window[k]`` at input ``i*stride + k - pad_before`` with TF's
+    SAME (or VALID) padding rule, so ``M @ x`` equals the strided convolution.
+    """
+    taps = len(window)
+    if padding == 'SAME':
+        n_out = -(-n_in // stride)
+        before = max((n_out - 1) * stride + taps - n_in, 0) // 2
+    elif padding == 'VALID':
+        n_out = (n_in - taps) // stride + 1
+        before = 0
+    else:
+        raise ValueError("padding must be 'SAME' or 'VALID', got %r" % (padding,))
+    matrix = np.zeros((n_out, n_in), np.float64)
+    for i in range(n_out):
+        for k in range(taps):
+            j = i * stride + k - before
+            if 0 <= j < n_in:
+                matrix[i, j] = window[k]
+    return matrix
 
 
 class HanningPooling(keras.layers.Layer):
@@ -43,37 +71,74 @@ class HanningPooling(keras.layers.Layer):
 
     Input / output ``[batch, H, W, C]`` -> ``[batch, ceil(H/s), ceil(W/s), C]``
     with SAME padding. Numerically the original's dense ``conv2d`` with kernel
-    ``hanning ⊗ identity(C)``, computed as a depthwise convolution (about C
-    times cheaper). ``normalize=False`` is the original default (SPEC §2).
+    ``hanning ⊗ identity(C)`` (to float32 round-off). ``normalize=False`` is the
+    original default (SPEC §2).
+
+    ``impl='matmul'`` (default) uses that the 2-D kernel ``outer(w, w)`` is
+    separable: two strided 1-D filterings, each a multiplication by a fixed
+    banded ``[n_out, n_in]`` matrix, run as batched GEMMs. It does ~17x more
+    multiplications than a direct 12-tap filter but runs ~5x faster than TF's
+    CPU depthwise kernel forward+backward, and fuses well under XLA (where the
+    depthwise kernel is ~20x slower). ``impl='depthwise'`` is the direct form.
     """
 
-    def __init__(self, strides=2, pool_size=8, normalize=False, padding='SAME', name=None, **kwargs):
+    IMPLS = ('matmul', 'depthwise')
+
+    def __init__(self, strides=2, pool_size=8, normalize=False, padding='SAME', impl='matmul',
+                 name=None, **kwargs):
         super().__init__(name=name, trainable=False, **kwargs)
+        if impl not in self.IMPLS:
+            raise ValueError('impl must be one of %s, got %r' % (self.IMPLS, impl))
         self.strides = int(strides)
         self.pool_size = pool_size
         self.normalize = bool(normalize)
         self.padding = padding
+        self.impl = impl
         self.kernel_2d = hanning_kernel(pool_size, normalize).astype(np.float32)
 
     def build(self, input_shape):
-        channels = input_shape[-1]
-        kernel = np.repeat(self.kernel_2d[:, :, None, None], channels, axis=2)
-        self._kernel = tf.constant(kernel)  # [P, P, C, 1]
+        _, height, width, channels = input_shape
+        if self.impl == 'depthwise' or height is None or width is None:
+            kernel = np.repeat(self.kernel_2d[:, :, None, None], channels, axis=2)
+            self._kernel = tf.constant(kernel)  # [P, P, C, 1]
+            self._rows = self._cols = None
+        else:
+            sizes = [self.pool_size] * 2 if np.isscalar(self.pool_size) else list(self.pool_size)
+            self._rows = tf.constant(strided_filter_matrix(
+                hanning_window(sizes[0], self.normalize), height, self.strides, self.padding)
+                .astype(np.float32))
+            self._cols = tf.constant(strided_filter_matrix(
+                hanning_window(sizes[1], self.normalize), width, self.strides, self.padding)
+                .astype(np.float32))
         self.built = True
 
     def call(self, x):
-        return tf.nn.depthwise_conv2d(x, self._kernel, [1, self.strides, self.strides, 1],
-                                      self.padding)
+        if self._rows is None:
+            return tf.nn.depthwise_conv2d(x, self._kernel, [1, self.strides, self.strides, 1],
+                                          self.padding)
+        batch = tf.shape(x)[0]
+        _, height, width, channels = x.shape
+        rows_out, cols_out = self._rows.shape[0], self._cols.shape[0]
+        # Along H: [Ho, H] x [B, H, W*C] (matmul broadcasts the matrix over the batch).
+        y = tf.matmul(self._rows, tf.reshape(x, [batch, height, width * channels]))
+        # Along W: [Wo, W] x [B*Ho, W, C].
+        y = tf.matmul(self._cols, tf.reshape(y, [batch * rows_out, width, channels]))
+        return tf.reshape(y, [batch, rows_out, cols_out, channels])
 
     def compute_output_shape(self, input_shape):
         def out(n):
-            return None if n is None else -(-n // self.strides)
+            if n is None:
+                return None
+            if self.padding == 'VALID':
+                size = self.pool_size if np.isscalar(self.pool_size) else self.pool_size[0]
+                return (n - size) // self.strides + 1
+            return -(-n // self.strides)
         return (input_shape[0], out(input_shape[1]), out(input_shape[2]), input_shape[3])
 
     def get_config(self):
         config = super().get_config()
-        config.update(strides=self.strides, pool_size=self.pool_size,
-                      normalize=self.normalize, padding=self.padding)
+        config.update(strides=self.strides, pool_size=self.pool_size, normalize=self.normalize,
+                      padding=self.padding, impl=self.impl)
         return config
 
 

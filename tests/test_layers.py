@@ -41,11 +41,12 @@ def test_hanning_kernel_is_outer_product_of_numpy_hanning(pool_size):
     np.testing.assert_allclose(hanning_kernel(pool_size, normalize=True).sum(), 1.0, rtol=1e-12)
 
 
+@pytest.mark.parametrize('impl', HanningPooling.IMPLS)
 @pytest.mark.parametrize('strides,pool_size', POOLS)
 @pytest.mark.parametrize('normalize', [False, True])
-def test_hanning_pooling_equals_dense_original_formulation(strides, pool_size, normalize):
+def test_hanning_pooling_equals_dense_original_formulation(strides, pool_size, normalize, impl):
     x = tf.constant(np.random.default_rng(strides).standard_normal((2, 37, 53, 5)), tf.float32)
-    layer = HanningPooling(strides=strides, pool_size=pool_size, normalize=normalize)
+    layer = HanningPooling(strides=strides, pool_size=pool_size, normalize=normalize, impl=impl)
     got = layer(x).numpy()
     dense = dense_hanning_pooling(x, strides, pool_size, normalize).numpy()
     original = original_hanning_pooling(x, strides, pool_size, normalize).numpy()
@@ -56,10 +57,11 @@ def test_hanning_pooling_equals_dense_original_formulation(strides, pool_size, n
     np.testing.assert_allclose(dense, original, rtol=0, atol=1e-6 * scale)
 
 
+@pytest.mark.parametrize('impl', HanningPooling.IMPLS)
 @pytest.mark.parametrize('strides,pool_size', POOLS)
-def test_hanning_pooling_matches_direct_numpy_correlation(strides, pool_size):
+def test_hanning_pooling_matches_direct_numpy_correlation(strides, pool_size, impl):
     x = np.random.default_rng(7).standard_normal((1, 23, 30, 3)).astype(np.float32)
-    got = HanningPooling(strides=strides, pool_size=pool_size)(tf.constant(x)).numpy()
+    got = HanningPooling(strides=strides, pool_size=pool_size, impl=impl)(tf.constant(x)).numpy()
     expected = _numpy_same_pool(x, np.outer(np.hanning(pool_size), np.hanning(pool_size)), strides)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
@@ -69,6 +71,11 @@ def test_hanning_pooling_keeps_channels_separate():
     x[0, 8, 8, 2] = 1.0
     out = HanningPooling(strides=2, pool_size=8)(tf.constant(x)).numpy()
     assert np.all(out[..., [0, 1, 3]] == 0)
+    grad_in = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(grad_in)
+        total = tf.reduce_sum(HanningPooling(strides=2, pool_size=8)(grad_in)[..., 1])
+    assert np.all(tape.gradient(total, grad_in).numpy()[..., [0, 2, 3]] == 0)
     assert out[..., 2].max() > 0
 
 

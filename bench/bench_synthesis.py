@@ -1,0 +1,238 @@
+"""Seconds per synthesis iteration: the TF2 engine vs the original TF1 session loop.
+
+Run by hand (not part of ``make test``)::
+
+    .venv/bin/python bench/bench_synthesis.py                      # every network, CPU
+    .venv/bin/python bench/bench_synthesis.py --networks=word_reduced_aliasing --batches=1
+    .venv/bin/python bench/bench_synthesis.py --json=bench/results.json
+
+For each network, at its shallowest and deepest metamer layer, batch 1 and 8,
+with and without XLA, it measures the median time per Adam iteration over
+repeated timed blocks after a warm-up, and the peak memory (process RSS on CPU,
+the allocator's peak on GPU). Each measurement runs in its own process.
+
+The baseline is the original procedure as the TF1 code ran it: a
+``tf.compat.v1`` graph of the same network (the tests' independent reference
+graphs: ``tf.layers`` audio networks with the original dense ``kernel ⊗ identity``
+Hanning pooling, the TF-Slim image networks), the cochleagram with the
+original strided-conv2d downsampling, ``AdamOptimizer`` with
+``exponential_decay``, and one ``session.run(train_op)`` per iteration.
+The ratio TF2 / TF1 is printed per configuration.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+PAPER_NETWORKS = ['word_aliased', 'word_reduced_aliasing', 'word_reduced_aliasing_random',
+                  'audioset_reduced_aliasing', 'word_audioset_reduced_aliasing',
+                  'vgg_19', 'inception_v3', 'resnet_v2_101']
+
+
+def _peak_memory_mb():
+    import resource
+
+    import tensorflow as tf
+    gpus = tf.config.list_logical_devices('GPU')
+    if gpus:
+        return tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _layers(net):
+    """(shallowest, deepest) metamer layers, skipping the input representation."""
+    layers = [l for l in net.metamer_layers
+              if net.resolve(l) not in ('cochleagram', 'input', net.representation_stage)]
+    return layers[0], layers[-1]
+
+
+def _natural(net, batch):
+    import numpy as np
+    rng = np.random.RandomState(0)
+    if net.modality == 'image':
+        return rng.rand(batch, *net.input_shape).astype(np.float32)
+    x = rng.randn(batch, *net.input_shape)
+    return (0.1 * x / x.std()).astype(np.float32)
+
+
+def _time_blocks(run_block, block, repeats, warmup):
+    import numpy as np
+    for _ in range(warmup):
+        run_block(block)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_block(block)
+        times.append((time.perf_counter() - t0) / block)
+    return float(np.median(times))
+
+
+def measure_tf2(network, layer, batch, xla, block, repeats):
+    from model_metamers import networks
+    from model_metamers.synthesis import MetamerSynthesizer
+
+    net = networks.build(network, weights='random')
+    layer = {'shallow': _layers(net)[0], 'deep': _layers(net)[1]}.get(layer, layer)
+    synth = MetamerSynthesizer(net, _natural(net, batch), layer, jit_compile=xla)
+
+    def run(n):
+        synth._run_chunk(n).numpy()
+        synth.step += n
+
+    sec = _time_blocks(run, block, repeats, warmup=1)
+    return {'seconds_per_iteration': sec, 'peak_memory_mb': _peak_memory_mb(), 'layer': layer}
+
+
+def _tf1_audio(network, x):
+    """Cochleagram (original strided-conv2d downsampling) + the tests' TF1 ``tf.layers`` network."""
+    import tensorflow as tf
+
+    import tfcochleagram
+    from model_metamers.networks.audio_cnn import N_CLASSES, VARIANTS
+    from tests import tf1_audio_reference as ref
+
+    variant = VARIANTS[network]
+    keys = {'word': ref.WORD_KEY, 'audioset': ref.AUDIOSET_KEY}
+    graph = tfcochleagram.CochleagramGraph(40000, 20000, downsample_impl='conv2d',
+                                           **tfcochleagram.WORD_CONFIG)
+    coch = graph(x)
+    with tf.compat.v1.variable_scope('brain_network'):
+        nets = ref.brain_network(coch, variant.architecture,
+                                 {keys[t]: N_CLASSES[t] for t in variant.tasks})
+    nets['cochleagram'] = coch
+    nets['logits'] = nets['fc_top'][keys[variant.tasks[0]]]
+    return nets
+
+
+def measure_tf1(network, layer, batch, block, repeats):
+    """The original loop: one ``session.run(train_op)`` per iteration."""
+    import numpy as np
+    import tensorflow as tf
+
+    from model_metamers import networks
+
+    net = networks.build(network, weights='random')  # layer names and shapes only
+    layer = {'shallow': _layers(net)[0], 'deep': _layers(net)[1]}.get(layer, layer)
+    natural = _natural(net, batch)
+    v1 = tf.compat.v1
+    v1.disable_eager_execution()
+
+    @tf.custom_gradient
+    def jittered_relu(z):
+        return tf.nn.relu(z), lambda dy: dy
+
+    with tf.Graph().as_default():
+        x = v1.Variable(natural * 0.1)
+        if net.modality == 'audio':
+            nets = _tf1_audio(network, x)
+            # conv_<i> / fc_intermediate are pre-ReLU tensors in the original naming.
+            rep = jittered_relu(nets[layer]) if layer in net.relu_stages else nets[layer]
+        else:
+            from tests import slim_reference
+            _, end_points = slim_reference._network(network, slim_reference._preprocess(network, x))
+            rep = end_points[net.resolve(layer)]
+        target = np.zeros(rep.shape.as_list(), np.float32)
+        loss = tf.nn.l2_loss(target - rep)
+        step = v1.Variable(0, trainable=False)
+        rate = v1.train.exponential_decay(0.001, step, 1000, 0.95)
+        train = v1.train.AdamOptimizer(rate).minimize(loss, var_list=[x], global_step=step)
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+
+            def run(n):
+                for _ in range(n):
+                    sess.run(train)
+
+            sec = _time_blocks(run, block, repeats, warmup=1)
+    return {'seconds_per_iteration': sec, 'peak_memory_mb': _peak_memory_mb(), 'layer': layer}
+
+
+def _child(args):
+    if args.engine == 'tf2':
+        out = measure_tf2(args.network, args.layer, args.batch, args.xla, args.block, args.repeats)
+    else:
+        out = measure_tf1(args.network, args.layer, args.batch, args.block, args.repeats)
+    print('RESULT ' + json.dumps(out))
+
+
+def _run_child(engine, network, layer, batch, xla, block, repeats, timeout):
+    cmd = [sys.executable, os.path.abspath(__file__), '--child', '--engine', engine, '--network', network,
+           '--layer', layer, '--batch', str(batch), '--block', str(block), '--repeats', str(repeats)]
+    if xla:
+        cmd.append('--child_xla')
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {'error': 'timeout after %d s' % timeout}
+    for line in proc.stdout.splitlines():
+        if line.startswith('RESULT '):
+            return json.loads(line[7:])
+    return {'error': (proc.stderr.strip().splitlines() or ['no output'])[-1][:300]}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--networks', default=','.join(PAPER_NETWORKS))
+    p.add_argument('--layers', default='shallow,deep', help="'shallow', 'deep' or layer names")
+    p.add_argument('--batches', default='1,8')
+    p.add_argument('--xla', default='off,on')
+    p.add_argument('--baseline', default='on', help="'off' skips the TF1 loop")
+    p.add_argument('--block', type=int, default=5, help='iterations per timed block')
+    p.add_argument('--repeats', type=int, default=3, help='timed blocks (median reported)')
+    p.add_argument('--timeout', type=int, default=1800)
+    p.add_argument('--json', default=None, help='append results to this JSON file')
+    # child mode
+    p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    p.add_argument('--engine', default='tf2', help=argparse.SUPPRESS)
+    p.add_argument('--network', default=None, help=argparse.SUPPRESS)
+    p.add_argument('--layer', default=None, help=argparse.SUPPRESS)
+    p.add_argument('--batch', type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument('--child_xla', action='store_true', help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        args.xla = args.child_xla
+        return _child(args)
+
+    import platform
+    rows = []
+    print('machine: %s, %d CPU cores, python %s' % (platform.processor() or platform.machine(),
+                                                   os.cpu_count(), platform.python_version()))
+    print('%-30s %-8s %-16s %5s %4s %10s %10s %7s %9s' % ('network', 'layer', 'name', 'batch', 'xla',
+                                                           'tf2 s/it', 'tf1 s/it', 'ratio', 'peak MB'))
+    for network in args.networks.split(','):
+        for layer in args.layers.split(','):
+            for batch in [int(b) for b in args.batches.split(',')]:
+                base = None
+                if args.baseline == 'on':
+                    base = _run_child('tf1', network, layer, batch, False, args.block, args.repeats,
+                                      args.timeout)
+                for xla in [x == 'on' for x in args.xla.split(',')]:
+                    res = _run_child('tf2', network, layer, batch, xla, args.block, args.repeats,
+                                     args.timeout)
+                    tf1 = base.get('seconds_per_iteration') if base else None
+                    tf2 = res.get('seconds_per_iteration')
+                    ratio = tf2 / tf1 if tf1 and tf2 else None
+                    row = dict(network=network, layer=layer, layer_name=res.get('layer'), batch=batch,
+                               xla=xla, tf2=tf2, tf1=tf1, ratio=ratio, peak_mb=res.get('peak_memory_mb'),
+                               tf1_peak_mb=(base or {}).get('peak_memory_mb'),
+                               error=res.get('error') or (base or {}).get('error'))
+                    rows.append(row)
+                    fmt = lambda v, f: (f % v) if isinstance(v, float) else '-'  # noqa: E731
+                    print('%-30s %-8s %-16s %5d %4s %10s %10s %7s %9s %s' % (
+                        network, layer, row['layer_name'] or '?', batch, 'on' if xla else 'off',
+                        fmt(tf2, '%.4f'), fmt(tf1, '%.4f'), fmt(ratio, '%.3f'),
+                        fmt(row['peak_mb'], '%.0f'), row['error'] or ''), flush=True)
+    if args.json:
+        old = json.load(open(args.json)) if os.path.exists(args.json) else []
+        json.dump(old + rows, open(args.json, 'w'), indent=1)
+
+
+if __name__ == '__main__':
+    main()
