@@ -137,25 +137,33 @@ class LayerSummary:
             self.std[i] = a.std()
             self.sumsq[i] = np.dot(a, a)
 
-    def pair_statistics(self, pairs, block=32):
+    def pair_statistics(self, pairs, block=256):
         """``(spearman, pearson, snr_db)`` arrays for ``pairs`` ``[P, 2]`` of stimulus indices.
 
         SNR treats the first stimulus of a pair as the signal:
-        ``10 log10(|a|^2 / |a - b|^2)``.
+        ``10 log10(|a|^2 / |a - b|^2)``. Dot products accumulate in float64 (rho
+        near 1 must not lose digits): pairs are grouped by their first stimulus,
+        whose vectors are converted once, and its partners (at most ``block`` at
+        a time) go through one BLAS matrix-vector product.
         """
         pairs = np.asarray(pairs, np.int64)
         spear = np.empty(len(pairs))
         pear = np.empty(len(pairs))
         f = float(self.n_features)
         order = np.argsort(pairs[:, 0], kind='stable')
-        for start in range(0, len(order), block):
-            idx = order[start:start + block]
-            a, b = pairs[idx, 0], pairs[idx, 1]
-            # float64 accumulation: rho near 1 must not lose digits.
-            spear[idx] = np.einsum('ij,ij->i', self.rank_z[a].astype(np.float64),
-                                   self.rank_z[b].astype(np.float64)) / f
-            pear[idx] = np.einsum('ij,ij->i', self.raw_z[a].astype(np.float64),
-                                  self.raw_z[b].astype(np.float64)) / f
+        firsts = pairs[order, 0]
+        bounds = np.flatnonzero(np.diff(firsts)) + 1
+        for group in np.split(order, bounds):
+            if not len(group):
+                continue
+            first = pairs[group[0], 0]
+            rank_a = self.rank_z[first].astype(np.float64)
+            raw_a = self.raw_z[first].astype(np.float64)
+            for start in range(0, len(group), block):
+                idx = group[start:start + block]
+                partners = pairs[idx, 1]
+                spear[idx] = self.rank_z[partners].astype(np.float64) @ rank_a / f
+                pear[idx] = self.raw_z[partners].astype(np.float64) @ raw_a / f
         a, b = pairs[:, 0], pairs[:, 1]
         cross = f * (self.std[a] * self.std[b] * pear + self.mean[a] * self.mean[b])
         diff = np.maximum(self.sumsq[a] + self.sumsq[b] - 2 * cross, 0)
