@@ -6,7 +6,8 @@ Usage::
     python -m model_metamers.fetch --all
 
 Each network maps to a public tarball (TF-Slim's ImageNet checkpoints, the
-original project's audio models). The download goes to
+original project's audio models, DeepSpeech 0.5.1) or a single public file
+(VGGish's V1 checkpoint, plus its PCA parameters). The download goes to
 ``<dest>/.downloads/<archive>.part`` and resumes with an HTTP ``Range`` request
 after an interruption (also across runs). The finished archive is verified
 (sha256 when a digest is known, else a full read of the tar, which checks the
@@ -34,13 +35,15 @@ import zlib
 from absl import flags
 
 from model_metamers.networks import checkpoints
+from model_metamers.networks.public_checkpoints import EXTRA_FILES, PUBLIC_CHECKPOINTS
 
 _TF_MODELS = 'http://download.tensorflow.org/models/'
 AUDIO_URL = ('http://mcdermottlab.mit.edu/jfeather/model_metamers/assets/'
              'metamers_audio_models_network_files.tar.gz')
 
 # members: basename patterns that must each match a file of the archive (any folder).
-# checkpoint: the checkpoint's basename (a V1 file, or a V2 prefix).
+# checkpoint: the checkpoint's basename (a V1 file, or a V2 prefix); None: the
+# folder of the archive that holds TF's ``checkpoint`` index file.
 Source = collections.namedtuple('Source', 'url members checkpoint sha256')
 
 SOURCES = {
@@ -57,7 +60,13 @@ SOURCES = {
     'word_reduced_aliasing': Source(AUDIO_URL, ('word_reduced_aliasing.ckpt*',
                                                 'word_network_reduced_aliasing.pckl'),
                                     'word_reduced_aliasing.ckpt', None),
+    # A single V1 checkpoint file, not an archive.
+    'vggish': Source(PUBLIC_CHECKPOINTS['vggish'], ('vggish_model.ckpt',), 'vggish_model.ckpt', None),
+    # A folder with a V2 checkpoint whose step number is not known in advance.
+    'deepspeech': Source(PUBLIC_CHECKPOINTS['deepspeech'], ('checkpoint', '*.index'), None, None),
 }
+
+ARCHIVE_SUFFIXES = ('.tar.gz', '.tgz', '.tar', '.tar.bz2', '.tar.xz')
 
 _CHUNK = 1 << 20
 
@@ -235,6 +244,28 @@ def verify_archive(path, patterns, sha256=None):
     return files
 
 
+def is_archive(url):
+    return _archive_name(url).endswith(ARCHIVE_SUFFIXES)
+
+
+def verify_file(path, sha256=None):
+    """Check a single downloaded file: sha256 when known, else that it loads as what it claims."""
+    if sha256 and sha256_of(path).lower() != sha256.lower():
+        raise FetchError('%s has the wrong sha256 (expected %s); the download is corrupt or not '
+                         'the published file: fetch again' % (path, sha256))
+    name = os.path.basename(path)
+    if name.endswith('.npz'):
+        import numpy as np
+        try:
+            with np.load(path) as data:
+                list(data.keys())
+        except (OSError, ValueError, zlib.error) as e:
+            raise FetchError('%s is not a readable .npz file (%s): fetch again' % (path, e)) from None
+    elif name.endswith(('.ckpt', '.part-ckpt')) and not checkpoints.is_v1_checkpoint_file(path):
+        raise FetchError('%s is not a readable TF checkpoint; the download is corrupt: fetch again'
+                         % path)
+
+
 def extract_archive(path, dest):
     """Unpack the regular files of a verified archive into ``dest`` (each file moved atomically)."""
     os.makedirs(dest, exist_ok=True)
@@ -293,6 +324,11 @@ def _present(source, dest, archive):
 
 
 def _checkpoint_in(paths, source):
+    if source.checkpoint is None:
+        for p in paths:
+            if os.path.basename(p) == 'checkpoint':
+                return os.path.dirname(p)
+        return None
     for p in paths:
         name = os.path.basename(p)
         if name == source.checkpoint or name.startswith(source.checkpoint + '.'):
@@ -320,17 +356,43 @@ def fetch(network, dest=None, url=None, sha256=None, retries=3, progress=True,
             download(url, archive_path, retries=retries, progress=progress)
             downloaded = True
         try:
-            verify_archive(archive_path, source.members, sha256)
+            if is_archive(url):
+                verify_archive(archive_path, source.members, sha256)
+            else:
+                verify_file(archive_path, sha256)
         except FetchError:
-            os.remove(archive_path)  # a bad archive must not block the next attempt
+            os.remove(archive_path)  # a bad download must not block the next attempt
             raise
-        paths = extract_archive(archive_path, dest)
+        if is_archive(url):
+            paths = extract_archive(archive_path, dest)
+            if not keep_archive:
+                os.remove(archive_path)
+        else:
+            paths = [os.path.join(dest, archive)]
+            os.replace(archive_path, paths[0])
         _write_json_atomic(_manifest_path(dest, archive),
                            {'url': url, 'files': [os.path.relpath(p, dest) for p in paths]})
-        if not keep_archive:
-            os.remove(archive_path)
+    for extra in EXTRA_FILES.get(network, []) if url == source.url else []:
+        target = os.path.join(dest, _archive_name(extra))
+        if not os.path.exists(target):
+            tmp = os.path.join(dest, '.downloads', _archive_name(extra))
+            download(extra, tmp, retries=retries, progress=progress)
+            verify_file(tmp)
+            os.replace(tmp, target)
+            downloaded = True
+        paths = list(paths) + [target]
     return {'network': network, 'archive': archive, 'files': paths, 'downloaded': downloaded,
             'checkpoint': _checkpoint_in(paths, source)}
+
+
+def local_checkpoint(network, dest=None):
+    """The original-format checkpoint of ``network`` already in ``dest`` (fetched or put by hand), else None."""
+    if network not in SOURCES:
+        return None
+    source = SOURCES[network]
+    dest = os.path.abspath(dest or checkpoints.checkpoint_dir())
+    paths = _present(source, dest, _archive_name(source.url))
+    return _checkpoint_in(paths, source) if paths else None
 
 
 def fetch_all(dest=None, **kwargs):

@@ -69,20 +69,32 @@ class GenerationSettings:
 
 
 def resolve_weights(network_name, weights):
-    """Turn ``'auto'`` into a concrete weights argument for ``networks.build``."""
+    """Turn ``'auto'`` into a concrete weights argument for ``networks.build``.
+
+    ``'auto'``: the converted ``checkpoints/<network>.weights.h5``; else the
+    published checkpoint in its original format if it is in ``checkpoints/``
+    (fetched, or put there by hand); random weights for the untrained network;
+    otherwise an error that says how to get the weights.
+    """
     _networks.modality_of(network_name)  # unknown names fail here, with the list of networks
     if weights != 'auto':
         return weights
     path = default_weights_path(network_name)
     if os.path.exists(path):
         return path
+    from model_metamers import fetch
+    original = fetch.local_checkpoint(network_name)
+    if original:
+        return original
     if network_name.endswith('_random'):
         return 'random'
-    raise CheckpointError(
-        'no converted checkpoint for %s at %s; fetch the published checkpoint '
-        '(python -m model_metamers.fetch --network=%s), convert it (python -m '
-        'model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX), or pass '
-        '--weights=random for an untrained network' % (network_name, path, network_name, network_name))
+    how = ('fetch the published checkpoint (python -m model_metamers.fetch --network=%s) or convert '
+           'one (python -m model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX)'
+           % (network_name, network_name) if network_name in fetch.SOURCES else
+           'no public checkpoint is known for it: convert your own (python -m '
+           'model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX)' % network_name)
+    raise CheckpointError('no weights for %s in %s; %s, or pass --weights=random for an untrained '
+                          'network' % (network_name, os.path.dirname(path), how))
 
 
 def default_inputs(network):

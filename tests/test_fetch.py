@@ -7,6 +7,7 @@ import os
 import tarfile
 import threading
 
+import numpy as np
 import pytest
 
 from model_metamers import fetch
@@ -223,3 +224,67 @@ def test_command_line(server, tmp_path, capsys):
     assert fetch.main(['fetch']) == 2
     assert fetch.main(['fetch', '--all', '--url=%s' % url]) == 2
     assert fetch.main(['fetch', '--netwrk=vgg_19']) == 2
+
+
+def _v1_checkpoint_bytes(tmp_path):
+    """A real single-file (V1) TF checkpoint, like the published vggish_model.ckpt."""
+    import tensorflow as tf
+    v1 = tf.compat.v1
+    (tmp_path / 'made').mkdir()
+    path = str(tmp_path / 'made' / 'v1.ckpt')
+    with tf.Graph().as_default():
+        v1.get_variable('vggish/conv1/weights', initializer=np.ones((3, 3, 1, 2), np.float32))
+        saver = v1.train.Saver(write_version=v1.train.SaverDef.V1)
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            saver.save(sess, path, write_meta_graph=False, write_state=False)
+    return open(path, 'rb').read()
+
+
+def test_single_file_source_and_extra_files(server, tmp_path, monkeypatch):
+    ckpt = _v1_checkpoint_bytes(tmp_path)
+    npz = io.BytesIO()
+    np.savez(npz, pca_means=np.zeros(3))
+    server.files['/vggish_model.ckpt'] = ckpt
+    server.files['/vggish_pca_params.npz'] = npz.getvalue()
+    monkeypatch.setitem(fetch.SOURCES, 'vggish',
+                        fetch.SOURCES['vggish']._replace(url=server.url + '/vggish_model.ckpt'))
+    monkeypatch.setitem(fetch.EXTRA_FILES, 'vggish', [server.url + '/vggish_pca_params.npz'])
+    dest = tmp_path / 'ck'
+    result = fetch.fetch('vggish', dest=str(dest), progress=False)
+    assert result['checkpoint'] == str(dest / 'vggish_model.ckpt')
+    assert (dest / 'vggish_model.ckpt').read_bytes() == ckpt
+    assert (dest / 'vggish_pca_params.npz').exists()
+    assert fetch.local_checkpoint('vggish', str(dest)) == str(dest / 'vggish_model.ckpt')
+    n = len(server.requests)
+    fetch.fetch('vggish', dest=str(dest), progress=False)
+    assert len(server.requests) == n
+    # A corrupt single file is rejected and not kept.
+    server.files['/vggish_model.ckpt'] = b'not a checkpoint' * 100
+    with pytest.raises(fetch.FetchError, match='not a readable TF checkpoint'):
+        fetch.fetch('vggish', dest=str(tmp_path / 'other'), progress=False)
+    assert not os.listdir(tmp_path / 'other' / '.downloads')
+
+
+def test_folder_checkpoint_source(server, tmp_path):
+    url, _ = _serve(server, 'deepspeech-0.5.1-checkpoint.tar.gz',
+                    {'ds/checkpoint': b'model_checkpoint_path: "best_dev-1"\n',
+                     'ds/best_dev-1.index': b'i', 'ds/best_dev-1.data-00000-of-00001': b'd'})
+    result = fetch.fetch('deepspeech', dest=str(tmp_path), url=url, progress=False)
+    assert result['checkpoint'] == str(tmp_path / 'ds')
+
+
+def test_auto_weights_use_an_original_checkpoint_in_the_folder(server, tmp_path, monkeypatch):
+    from model_metamers.generation import resolve_weights
+    from model_metamers.networks.checkpoints import CheckpointError
+    monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
+    with pytest.raises(CheckpointError, match='model_metamers.fetch --network=vgg_19'):
+        resolve_weights('vgg_19', 'auto')
+    with pytest.raises(CheckpointError, match='no public checkpoint is known'):
+        resolve_weights('audioset_reduced_aliasing', 'auto')
+    url, _ = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': PAYLOAD})
+    fetch.fetch('vgg_19', url=url, progress=False)
+    assert resolve_weights('vgg_19', 'auto') == str(tmp_path / 'vgg_19.ckpt')
+    (tmp_path / 'vgg_19.weights.h5').write_bytes(b'x')
+    assert resolve_weights('vgg_19', 'auto') == str(tmp_path / 'vgg_19.weights.h5')
+    assert resolve_weights('word_reduced_aliasing_random', 'auto') == 'random'
