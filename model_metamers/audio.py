@@ -7,9 +7,10 @@ zero-pad to 2 s -> remove the mean -> scale to RMS 0.1.
 """
 
 import os
-import tempfile
 
 import numpy as np
+
+from model_metamers.fileio import atomic_path
 
 NETWORK_SR = 20000
 NETWORK_DURATION_S = 2.0
@@ -183,14 +184,6 @@ def write_wav(path, waveform, sr=NETWORK_SR, sample_format='float32', peak=0.99)
         data = x.astype(np.float32)
     else:
         raise ValueError("sample_format must be 'float32' or 'int16', got %r" % (sample_format,))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.wav.tmp', dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, '.wav') as tmp:
         scipy.io.wavfile.write(tmp, int(sr), data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return gain

@@ -21,10 +21,10 @@ import io
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
+from model_metamers.fileio import write_text
 from model_metamers import results as _results
 
 
@@ -118,20 +118,13 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(os.path.join(output_dir, 'trials.csv'), buf.getvalue())
+    write_text(os.path.join(output_dir, 'trials.csv'), buf.getvalue())
     info = {'modality': modality, 'n_trials': len(rows), 'seed': seed, 'common_gain': gain,
             'loudness_matching': 'metamer RMS set to its natural sound RMS, then one common gain'
                                  if modality == 'audio' else 'none', 'sample_format': sample_format,
             'results_dirs': list(results_dirs), 'only_passed': only_passed}
-    _write_text(os.path.join(output_dir, 'export_info.json'), json.dumps(info, indent=2))
+    write_text(os.path.join(output_dir, 'export_info.json'), json.dumps(info, indent=2))
     return rows
-
-
-def _write_text(path, text):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix='.tmp')
-    with os.fdopen(fd, 'w', newline='') as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv):

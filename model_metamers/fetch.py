@@ -34,6 +34,7 @@ import zlib
 
 from absl import flags
 
+from model_metamers.fileio import write_text
 from model_metamers.networks import checkpoints
 from model_metamers.networks.public_checkpoints import EXTRA_FILES, PUBLIC_CHECKPOINTS
 
@@ -297,11 +298,7 @@ def _manifest_path(dest, archive):
 
 
 def _write_json_atomic(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.tmp', dir=os.path.dirname(path))
-    with os.fdopen(fd, 'w') as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1))
 
 
 def _present(source, dest, archive):

@@ -8,10 +8,11 @@ Decoding uses TensorFlow's decoders (PNG, JPEG, GIF, BMP).
 """
 
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
+
+from model_metamers.fileio import atomic_path
 
 
 class ImageLoadError(ValueError):
@@ -119,14 +120,7 @@ def save_png(path, image):
     """
     path = os.fspath(path)
     data = tf.io.encode_png(to_uint8(image)).numpy()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.png.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    with atomic_path(path, '.png') as tmp:
+        with open(tmp, 'wb') as f:
             f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -28,11 +28,11 @@ feature count).
 
 import os
 import sys
-import tempfile
 
 import h5py
 import numpy as np
 
+from model_metamers.fileio import atomic_path
 from model_metamers.validation import rank_average
 
 FORMAT = 'model_metamers.null.v1'
@@ -228,11 +228,7 @@ def compute_null(network, stimuli, layers=None, num_pairs=1000, seed=0, num_shar
 
 def write_null(path, result, attrs):
     """Write a (shard's) null distribution atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.h5.tmp', dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, '.h5') as tmp:
         with h5py.File(tmp, 'w') as f:
             f.attrs['format'] = FORMAT
             for k, v in attrs.items():
@@ -243,10 +239,6 @@ def write_null(path, result, attrs):
                     g.create_dataset(k, data=data[k])
                 g.attrs['n_features'] = data['n_features']
                 g.attrs['max_spearman'] = float(np.max(data['spearman'])) if len(data['spearman']) else np.nan
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def shard_path(output, num_shards, shard_index):

@@ -1,9 +1,10 @@
 """Figures of generation results (needs matplotlib: ``pip install model_metamers[plots]``)."""
 
 import os
-import tempfile
 
 import numpy as np
+
+from model_metamers.fileio import save_figure
 
 
 def _plt():
@@ -14,16 +15,7 @@ def _plt():
 
 
 def _save(fig, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.png', dir=directory)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100, bbox_inches='tight', format='png')
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_figure(fig, path, dpi=100, bbox_inches='tight')
 
 
 def save_cochleagram_png(path, cochleagram, title=None):

@@ -16,10 +16,10 @@ import glob
 import io
 import os
 import sys
-import tempfile
 
 import numpy as np
 
+from model_metamers.fileio import save_figure, write_text
 from model_metamers import results as _results
 from model_metamers.validation import load_null
 
@@ -97,15 +97,6 @@ COLUMNS = ['layer', 'generated', 'passed', 'median_rho', 'median_null_rho', 'max
            'median_rho_logits']
 
 
-def _atomic_text(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.tmp')
-    with os.fdopen(fd, 'w', newline='') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def table_csv(rows):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
@@ -150,12 +141,7 @@ def histogram_grid(records, layer_order, measured, null, out_path, title=''):
     axes[-1, 0].set_xlabel('Spearman rho')
     fig.suptitle(title + ' (rows: generation layer, columns: measured layer; grey: null)')
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.png')
-    os.close(fd)
-    fig.savefig(tmp, dpi=90)
-    os.replace(tmp, out_path)
+    save_figure(fig, out_path, dpi=90)
     plt.close(fig)
 
 
@@ -177,8 +163,8 @@ def report(results_dir, output_dir, null_distribution=None, network=None):
     rows = layer_table(records, layer_order, null, logits_name=logits or measured[-1])
     paths = {'csv': os.path.join(output_dir, name + '_table.csv'),
              'markdown': os.path.join(output_dir, name + '_table.md')}
-    _atomic_text(paths['csv'], table_csv(rows))
-    _atomic_text(paths['markdown'], table_markdown(rows, title=name))
+    write_text(paths['csv'], table_csv(rows))
+    write_text(paths['markdown'], table_markdown(rows, title=name))
     try:
         paths['histograms'] = os.path.join(output_dir, name + '_histograms.png')
         histogram_grid(records, layer_order, measured, null, paths['histograms'], title=name)

@@ -19,28 +19,20 @@ Layout under ``<output_dir>/<network>/``:
 
 import glob
 import os
-import tempfile
 
 import h5py
 import numpy as np
 
+from model_metamers.fileio import atomic_path
 from model_metamers import __version__
 
 PART_DIR = 'parts'
 
 
 def _atomic_h5(path, writer):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.h5.tmp', dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, '.h5') as tmp:
         with h5py.File(tmp, 'w') as f:
             writer(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _attr_value(value):

@@ -19,10 +19,10 @@ import glob
 import io
 import os
 import sys
-import tempfile
 
 import numpy as np
 
+from model_metamers.fileio import save_figure, write_text
 from model_metamers import results as _results
 
 
@@ -135,12 +135,7 @@ def write_csv(rows, path):
     writer.writeheader()
     for r in rows:
         writer.writerow(r)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.tmp')
-    with os.fdopen(fd, 'w', newline='') as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    write_text(path, buf.getvalue())
 
 
 def plot(rows, path):
@@ -165,12 +160,7 @@ def plot(rows, path):
     ax.set_xlabel('generation layer')
     ax.legend(fontsize=7)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix='.png')
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 

@@ -7,10 +7,11 @@ variable is stored as ``/<layer name>/<variable name>``, so files load by name
 """
 
 import os
-import tempfile
 
 import h5py
 import numpy as np
+
+from model_metamers.fileio import atomic_path
 
 FORMAT = 'model_metamers.weights.v1'
 
@@ -30,21 +31,13 @@ def named_variables(model):
 def save_weights(model, path, attrs=None):
     """Write every weight of ``model`` to ``path`` atomically (temp file + rename)."""
     variables = named_variables(model)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.tmp', dir=directory)
-    os.close(fd)
-    try:
+    with atomic_path(path, '.h5') as tmp:
         with h5py.File(tmp, 'w') as f:
             f.attrs['format'] = FORMAT
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
             for key, var in variables.items():
                 f.create_dataset(key, data=np.asarray(var.numpy()))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_weights(model, path):

@@ -188,3 +188,19 @@ def test_cli_errors_are_one_line(tmp_path):
     assert run.returncode == 1 and 'Traceback' not in run.stderr
     assert 'model_metamers.fetch' in run.stderr and 'weights=random' in run.stderr
     assert not os.listdir(tmp_path)
+
+
+def test_written_files_are_readable_by_others(generated):
+    out, _ = generated
+    folder = os.path.join(out, 'toy_audio')
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            # Shared result folders: outputs get the umask's permissions, not mkstemp's 0600.
+            assert os.stat(path).st_mode & 0o044 == 0o044 & ~_umask(), name
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

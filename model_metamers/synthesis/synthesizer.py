@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 
@@ -25,6 +24,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.fileio import atomic_path
 from model_metamers import __version__
 from model_metamers.synthesis import noise as _noise
 from model_metamers.synthesis.procedures import PROCEDURES, make_procedure
@@ -395,11 +395,7 @@ class MetamerSynthesizer:
     # -------------------------------------------------------- save / resume
     def save(self, path):
         """Write the whole run state to HDF5 atomically; :meth:`load` / resume read it."""
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix='.tmp', dir=directory)
-        os.close(fd)
-        try:
+        with atomic_path(path, '.h5') as tmp:
             with h5py.File(tmp, 'w') as f:
                 f.attrs['format'] = STATE_FORMAT
                 f.attrs['config'] = json.dumps(self.config(), sort_keys=True)
@@ -421,10 +417,6 @@ class MetamerSynthesizer:
                 f['snapshot_steps'] = np.asarray(self.snapshot_steps, np.int64)
                 f['snapshots'] = (np.stack(self.snapshots) if self.snapshots
                                   else np.zeros((0,) + self._x.shape, np.float32))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def _restore(self, path):
         try:
