@@ -112,6 +112,10 @@ class CochleagramGraph:
         self.n_filters = filts.shape[0]
         # Complex64 like the original: a zero imaginary part keeps the products exact.
         self.filters = tf.constant(filts[np.newaxis].astype(np.complex64))
+        if self.rfft:
+            padded = np.zeros((1, self.n_filters, T), np.complex64)
+            padded[0, :, :filts.shape[1]] = filts
+            self._padded_filters = tf.constant(padded)
 
         if not self.rfft:
             freq_signal = np.fft.fftfreq(padded_len, 1. / sr)
@@ -192,7 +196,16 @@ class CochleagramGraph:
         fft_input = tf.expand_dims(fft_input, 1)
         out['fft_input'] = fft_input
 
-        if self.fast_gradients and self.params['custom_filts'] is None:
+        fast_rfft = self.fast_gradients and self.rfft and self.params['custom_filts'] is None
+        if fast_rfft:
+            # The analytic spectrum below is the subbands followed by T/2-1 zero bins.
+            # Multiplying zero-padded filters by the zero-padded one-row spectrum
+            # gives exactly that, without concatenating (and, backwards, slicing)
+            # a [batch, n_filters, T] tensor.
+            envelopes_freq = apply_real_filters(
+                self._padded_filters, tf.pad(fft_input, [[0, 0], [0, 0], [0, T // 2 - 1]]))
+            subbands = envelopes_freq[:, :, :T // 2 + 1]
+        elif self.fast_gradients and self.params['custom_filts'] is None:
             subbands = apply_real_filters(self.filters, fft_input)
         else:
             subbands = self.filters * fft_input
@@ -203,7 +216,9 @@ class CochleagramGraph:
             else:
                 out['subbands_time'] = tf.math.real(tf.signal.ifft(subbands))
 
-        if self.rfft:
+        if fast_rfft:
+            pass
+        elif self.rfft:
             # QUIRK kept from the original: the one-sided spectrum is zero-padded
             # without doubling the positive frequencies (DC and Nyquist kept), so
             # the envelope is half the textbook analytic-signal envelope.
