@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench clean
 
+# libtcmalloc-minimal4: the tools run 1.6x faster on it (model_metamers/allocator.py); optional.
+SYSTEM_PACKAGES := libtcmalloc-minimal4
+
 $(STAMP): setup.py
+	sh tools/apt_install.sh $(SYSTEM_PACKAGES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,plots]'

@@ -142,6 +142,9 @@ def main(argv):
 
 
 def entry_point():
+    from model_metamers.allocator import use_tcmalloc
+
+    use_tcmalloc()  # restarts this command once on tcmalloc when the machine has it
     app.run(main)
 
 

@@ -162,13 +162,24 @@ def _child(args):
     print('RESULT ' + json.dumps(out))
 
 
-def _run_child(engine, network, layer, batch, xla, block, repeats, timeout):
+def _child_env(allocator):
+    """Environment of a measurement process: glibc malloc (``system``) or tcmalloc preloaded."""
+    from model_metamers.allocator import ENV_SWITCH, find_tcmalloc
+    env = {k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'}
+    env[ENV_SWITCH] = 'system'
+    if allocator == 'tcmalloc':
+        env['LD_PRELOAD'] = find_tcmalloc()
+    return env
+
+
+def _run_child(engine, network, layer, batch, xla, block, repeats, timeout, allocator='system'):
     cmd = [sys.executable, os.path.abspath(__file__), '--child', '--engine', engine, '--network', network,
            '--layer', layer, '--batch', str(batch), '--block', str(block), '--repeats', str(repeats)]
     if xla:
         cmd.append('--child_xla')
     try:
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                              env=_child_env(allocator))
     except subprocess.TimeoutExpired:
         return {'error': 'timeout after %d s' % timeout}
     for line in proc.stdout.splitlines():
@@ -184,6 +195,9 @@ def main():
     p.add_argument('--batches', default='1,8')
     p.add_argument('--xla', default='off,on')
     p.add_argument('--baseline', default='on', help="'off' skips the TF1 loop")
+    p.add_argument('--allocators', default=None,
+                   help="'system' (glibc malloc), 'tcmalloc' or both comma-separated; both engines of "
+                        "a row run with the same one (default: both when tcmalloc is installed)")
     p.add_argument('--block', type=int, default=5, help='iterations per timed block')
     p.add_argument('--repeats', type=int, default=3, help='timed blocks (median reported)')
     p.add_argument('--timeout', type=int, default=1800)
@@ -201,32 +215,40 @@ def main():
         return _child(args)
 
     import platform
+
+    from model_metamers.allocator import find_tcmalloc
+    if args.allocators is None:
+        args.allocators = 'system,tcmalloc' if find_tcmalloc() else 'system'
+    if 'tcmalloc' in args.allocators and not find_tcmalloc():
+        p.error('tcmalloc is not installed (apt-get install libtcmalloc-minimal4)')
     rows = []
     print('machine: %s, %d CPU cores, python %s' % (platform.processor() or platform.machine(),
                                                    os.cpu_count(), platform.python_version()))
-    print('%-30s %-8s %-16s %5s %4s %10s %10s %7s %9s' % ('network', 'layer', 'name', 'batch', 'xla',
-                                                           'tf2 s/it', 'tf1 s/it', 'ratio', 'peak MB'))
+    print('%-30s %-8s %-16s %5s %4s %-8s %10s %10s %7s %9s' % (
+        'network', 'layer', 'name', 'batch', 'xla', 'malloc', 'tf2 s/it', 'tf1 s/it', 'ratio', 'peak MB'))
     for network in args.networks.split(','):
         for layer in args.layers.split(','):
-            for batch in [int(b) for b in args.batches.split(',')]:
+            for batch, alloc in [(int(b), a) for b in args.batches.split(',')
+                                 for a in args.allocators.split(',')]:
                 base = None
                 if args.baseline == 'on':
                     base = _run_child('tf1', network, layer, batch, False, args.block, args.repeats,
-                                      args.timeout)
+                                      args.timeout, alloc)
                 for xla in [x == 'on' for x in args.xla.split(',')]:
                     res = _run_child('tf2', network, layer, batch, xla, args.block, args.repeats,
-                                     args.timeout)
+                                     args.timeout, alloc)
                     tf1 = base.get('seconds_per_iteration') if base else None
                     tf2 = res.get('seconds_per_iteration')
                     ratio = tf2 / tf1 if tf1 and tf2 else None
                     row = dict(network=network, layer=layer, layer_name=res.get('layer'), batch=batch,
-                               xla=xla, tf2=tf2, tf1=tf1, ratio=ratio, peak_mb=res.get('peak_memory_mb'),
+                               xla=xla, allocator=alloc, tf2=tf2, tf1=tf1, ratio=ratio,
+                               peak_mb=res.get('peak_memory_mb'),
                                tf1_peak_mb=(base or {}).get('peak_memory_mb'),
                                error=res.get('error') or (base or {}).get('error'))
                     rows.append(row)
                     fmt = lambda v, f: (f % v) if isinstance(v, float) else '-'  # noqa: E731
-                    print('%-30s %-8s %-16s %5d %4s %10s %10s %7s %9s %s' % (
-                        network, layer, row['layer_name'] or '?', batch, 'on' if xla else 'off',
+                    print('%-30s %-8s %-16s %5d %4s %-8s %10s %10s %7s %9s %s' % (
+                        network, layer, row['layer_name'] or '?', batch, 'on' if xla else 'off', alloc,
                         fmt(tf2, '%.4f'), fmt(tf1, '%.4f'), fmt(ratio, '%.3f'),
                         fmt(row['peak_mb'], '%.0f'), row['error'] or ''), flush=True)
     if args.json:
