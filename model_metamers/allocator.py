@@ -36,11 +36,24 @@ def find_tcmalloc(search_dirs=SEARCH_DIRS):
 
 
 def _relaunch_argv():
-    """The command line that starts this same program again (script or ``-m module``)."""
+    """The command line that started this process, to run it again unchanged.
+
+    ``sys.orig_argv`` keeps the interpreter's own options and the ``-c CODE`` or
+    ``-m MODULE`` form, which ``sys.argv`` loses (a ``-c`` program may even have
+    rewritten ``sys.argv[0]``).
+    """
+    original = getattr(sys, 'orig_argv', None)
+    if original:
+        return [sys.executable] + list(original[1:])
     spec = getattr(sys.modules.get('__main__'), '__spec__', None)
     if spec is not None and spec.name and spec.name != '__main__':
         return [sys.executable, '-m', spec.name] + sys.argv[1:]
     return [sys.executable] + sys.argv
+
+
+def _interactive():
+    """True in a REPL or a Jupyter kernel, which must never be restarted under the user."""
+    return hasattr(sys, 'ps1') or 'ipykernel' in sys.modules or bool(sys.flags.interactive)
 
 
 def use_tcmalloc(environ=None, execve=os.execve):
@@ -52,7 +65,7 @@ def use_tcmalloc(environ=None, execve=os.execve):
     """
     env = os.environ if environ is None else environ
     if (not sys.platform.startswith('linux') or env.get(ENV_SWITCH, 'tcmalloc') == 'system'
-            or env.get(_MARK) or env.get('LD_PRELOAD')):
+            or env.get(_MARK) or env.get('LD_PRELOAD') or _interactive()):
         return False
     library = find_tcmalloc()
     if library is None:

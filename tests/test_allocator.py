@@ -69,3 +69,24 @@ def test_a_module_entry_point_runs_on_tcmalloc(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True ['--flag=1', 'x']"
+
+
+@pytest.mark.skipif(allocator.find_tcmalloc() is None or not sys.platform.startswith('linux'),
+                    reason='tcmalloc is not installed (make installs libtcmalloc-minimal4 as root)')
+def test_a_dash_c_program_that_rewrites_argv_is_restarted_unchanged():
+    """Tests and scripts start the tools as ``python -c CODE ARGS`` with a made-up ``sys.argv[0]``."""
+    code = ('import sys; sys.argv = ["tool"] + sys.argv[1:]; '
+            'from model_metamers.allocator import use_tcmalloc; use_tcmalloc(); '
+            'print("tcmalloc" in open("/proc/self/maps").read(), sys.argv)')
+    env = {k: v for k, v in os.environ.items() if k not in ('LD_PRELOAD', 'MODEL_METAMERS_ALLOCATOR')}
+    env['PYTHONPATH'] = REPO
+    out = subprocess.run([sys.executable, '-c', code, '--flag=1'], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True ['tool', '--flag=1']"
+
+
+def test_never_restarts_an_interactive_session(monkeypatch):
+    monkeypatch.setattr(sys, 'ps1', '>>> ', raising=False)
+    done, calls = _capture(monkeypatch, {})
+    assert done is False and calls == []
