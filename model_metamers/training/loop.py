@@ -38,6 +38,10 @@ STRATEGIES = ('default', 'mirrored', 'one-device')
 CACHE_LIMIT_BYTES = 2 * 1024 ** 3
 
 
+def _print(message):
+    print(message, flush=True)  # flushed: training logs are read while they are written
+
+
 class TrainError(ValueError):
     """Inconsistent training settings."""
 
@@ -144,7 +148,7 @@ def adapt_normalization(net, features):
 class Trainer:
     """Holds the network, data and optimiser of one run; :meth:`run` trains it."""
 
-    def __init__(self, config, log=print):
+    def __init__(self, config, log=_print):
         self.config = config
         self.log = log or (lambda m: None)
         self.strategy = make_strategy(config.strategy)
@@ -402,6 +406,6 @@ class Trainer:
         return out
 
 
-def train(config, log=print):
+def train(config, log=_print):
     """Train a network as ``config`` says; returns the final state (see :meth:`Trainer.run`)."""
     return Trainer(config, log=log).run()
