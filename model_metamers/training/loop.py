@@ -249,9 +249,17 @@ class Trainer:
         # the paper augments training and validation clips; test clips stay clean
         if self.mixer is not None and (training or (split == 'val' and self.config.augment_validation)):
             mix_epoch = epoch if training else 0
-            ds = ds.map(lambda w, t, i: (self.mixer(w, mix_epoch, i), t, i),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.map(lambda w, t, i: (w, t))
+            mixer = self.mixer
+
+            def mix(wave, target, index):
+                return mixer(wave, mix_epoch, index), target, index
+
+            ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+        def drop_index(x, target, index):
+            return x, target
+
+        ds = ds.map(drop_index)
         bs = self.config.batch_size
         ds = ds.batch(bs, drop_remainder=training and n >= bs)
         if training and self.config.max_steps_per_epoch:
@@ -284,7 +292,12 @@ class Trainer:
         """``{task: logits}`` numpy for every clip of a split (inference mode, no augmentation
         unless validation augmentation is on and the split is val)."""
         outs = {t.name: [] for t in self.tasks}
-        predict = tf.function(lambda x: self.model(x, training=False))
+        model = self.model
+
+        @tf.function
+        def predict(x):
+            return model(x, training=False)
+
         for x, _ in self._dataset(split, 0, training=False):
             out = predict(x)
             for t in self.tasks:
