@@ -87,6 +87,14 @@ def test_two_heads_train_one_step(tmp_path, tones):
     assert 0 <= val['word_accuracy'] <= 1
 
 
+def test_mirrored_strategy_runs(tmp_path, tones):
+    state = train(_config(tmp_path, tones, network='toy_two_heads', strategy='mirrored', epochs=1,
+                          max_steps_per_epoch=2), log=None)
+    assert state['epochs_done'] == 1 and np.isfinite(state['history'][0]['train_loss'])
+    with pytest.raises(ValueError, match='--strategy must be one of'):
+        Trainer(_config(tmp_path, tones, strategy='tpu'), log=None)
+
+
 def test_resume_continues_exactly(tmp_path, tones):
     full = train(_config(tmp_path, tones, output_dir=str(tmp_path / 'full'), epochs=3), log=None)
     train(_config(tmp_path, tones, output_dir=str(tmp_path / 'split'), epochs=2), log=None)

@@ -57,10 +57,10 @@ def load_clip(path, sr, n_samples):
         file_sr, data = scipy.io.wavfile.read(path)
     except (OSError, ValueError) as e:
         raise DataError('cannot read %s as WAV (%s); convert it to WAV' % (path, e)) from None
-    if np.issubdtype(data.dtype, np.integer):
+    if data.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
+        x = (data.astype(np.float64) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.integer):
         x = data.astype(np.float64) / float(-np.iinfo(data.dtype).min)
-        if data.dtype == np.uint8:
-            x = (data.astype(np.float64) - 128.0) / 128.0
     else:
         x = data.astype(np.float64)
     if x.ndim > 1:

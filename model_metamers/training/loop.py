@@ -292,11 +292,15 @@ class Trainer:
         """``{task: logits}`` numpy for every clip of a split (inference mode, no augmentation
         unless validation augmentation is on and the split is val)."""
         outs = {t.name: [] for t in self.tasks}
-        model = self.model
+        if getattr(self, '_predict', None) is None:
+            model = self.model
 
-        @tf.function
-        def predict(x):
-            return model(x, training=False)
+            @tf.function
+            def predict(x):
+                return model(x, training=False)
+
+            self._predict = predict  # one function for every evaluation: traced once per shape
+        predict = self._predict
 
         for x, _ in self._dataset(split, 0, training=False):
             out = predict(x)
