@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean espeak-ng spoken-words train-kws
 
 # libtcmalloc-minimal4: the tools run 1.6x faster on it (model_metamers/allocator.py); optional.
 SYSTEM_PACKAGES := libtcmalloc-minimal4
@@ -22,8 +22,27 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) run_generation.py --demo
 
-test: $(STAMP)
+test: $(STAMP) espeak-ng
 	$(PY) -m pytest -q tests
+
+# espeak-ng (a Debian package) speaks the keyword-spotting data set. Installed with apt-get
+# when missing; without root (and no password-less sudo) only a warning: its tests then skip.
+APT_ESPEAK := apt-get install -y -q espeak-ng || (apt-get update -q && apt-get install -y -q espeak-ng)
+espeak-ng:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then $(APT_ESPEAK) || echo "warning: could not install espeak-ng"; \
+	  elif sudo -n true 2>/dev/null; then sudo -n sh -c '$(APT_ESPEAK)' || echo "warning: could not install espeak-ng"; \
+	  else echo "warning: espeak-ng is missing and installing it needs root (apt-get install espeak-ng); the spoken-word tests will be skipped"; fi; }
+
+# The 8000-clip spoken-word data set (6400/800/800) and the trained kws_2d network.
+SPOKEN_WORDS ?= data/spoken_words
+spoken-words: $(STAMP) espeak-ng
+	$(PY) -m model_metamers.spoken_words --out=$(SPOKEN_WORDS) --clips=8000 --seed=0
+
+train-kws: $(STAMP)
+	test -f $(SPOKEN_WORDS)/labels.csv || $(MAKE) spoken-words
+	$(PY) -m model_metamers.train --network=kws_2d --data=$(SPOKEN_WORDS) --output_dir=checkpoints \
+	    --epochs=10 --patience=2 --seed=0
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache metamers_out

@@ -82,6 +82,9 @@ def resolve_weights(network_name, weights):
     path = default_weights_path(network_name)
     if os.path.exists(path):
         return path
+    from model_metamers.networks import kws
+    if network_name in kws.NETWORKS:  # trained here, not fetched: say how to train them
+        raise kws.missing_weights_error(network_name, path)
     from model_metamers import fetch
     original = fetch.local_checkpoint(network_name)
     if original:

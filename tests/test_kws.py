@@ -1,0 +1,125 @@
+"""Keyword-spotting networks (SPEC §7): shapes, parameter counts, weights, synthesis smoke."""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io.wavfile
+
+from model_metamers import networks, weights_io
+from model_metamers.generation import GenerationSettings, generate, resolve_weights
+from model_metamers.networks import kws
+from model_metamers.networks.checkpoints import CheckpointError
+
+# SPEC §7: stage -> (shape without batch, parameters of the layer making it)
+SPEC_2D = {'resize': ((32, 32, 1), 0), 'conv_0': ((30, 30, 32), 320),
+           'conv_1': ((28, 28, 64), 18496), 'max_pool': ((14, 14, 64), 0),
+           'flatten': ((12544,), 0), 'fc_intermediate': ((128,), 1605760), 'logits': ((8,), 1032)}
+SPEC_1D = {'resize': ((32, 32, 1), 0), 'reshape_1d': ((32, 32), 0), 'conv_0': ((30, 128), 1664),
+           'conv_1': ((28, 512), 25088), 'reshape_2d': ((28, 512, 1), 0),
+           'max_pool': ((14, 256, 1), 0), 'flatten': ((3584,), 0),
+           'fc_intermediate': ((512,), 1835520), 'logits': ((8,), 4104)}
+
+
+@pytest.fixture(scope='module', params=['kws_2d', 'kws_1d_grouped'])
+def net(request):
+    return networks.build(request.param)
+
+
+def test_registered_as_audio():
+    assert {'kws_2d', 'kws_1d_grouped'} <= set(networks.list_networks('audio'))
+
+
+def test_shapes_and_parameter_counts(net):
+    spec = SPEC_2D if net.name == 'kws_2d' else SPEC_1D
+    assert net.input_shape == (16000,) and net.sample_rate == 16000
+    for stage, (shape, params) in spec.items():
+        assert tuple(net.stages[stage].shape[1:]) == shape, stage
+        if params:
+            assert net.model.get_layer(stage).count_params() == params, stage
+    out = net.activations(np.zeros((2, 16000), np.float32) + 0.01, list(spec))
+    for stage, (shape, _) in spec.items():
+        assert tuple(out[stage].shape) == (2,) + shape
+    # only the conv / dense layers train; the normalisation holds 2 fixed statistics
+    trainable = sum(p for _, p in spec.values())
+    assert sum(int(np.prod(v.shape)) for v in net.model.trainable_variables) == trainable
+    assert net.model.get_layer('normalization').count_params() == 2
+
+
+def test_metamer_layers_and_defaults(net):
+    assert net.metamer_layers == ['cochleagram', 'conv_0', 'conv_1', 'fc_intermediate', 'logits']
+    assert net.class_names == ['down', 'go', 'left', 'no', 'right', 'stop', 'up', 'yes']
+    assert net.default_iterations == 1500 and net.default_learning_rate == 0.001
+    for layer in net.metamer_layers + ['visualization_input']:
+        net.resolve(layer)
+    for stage in ['conv_0', 'conv_1', 'fc_intermediate']:
+        assert net.stages_for_matching(stage) == [stage + '_pre_relu']
+    x = np.random.RandomState(0).randn(1, 16000).astype(np.float32) * 0.1
+    out = net.activations(x, ['conv_1', 'conv_1_pre_relu'])
+    np.testing.assert_array_equal(out['conv_1'].numpy(), np.maximum(out['conv_1_pre_relu'].numpy(), 0))
+
+
+def test_dropout_inactive_at_inference(net):
+    x = np.random.RandomState(1).randn(2, 16000).astype(np.float32) * 0.1
+    a, b = net.logits(x).numpy(), net.logits(x).numpy()
+    np.testing.assert_array_equal(a, b)
+    trained = net.model(x, training=True)['logits'].numpy()
+    assert not np.allclose(trained, a)  # the dropout layers are there for training
+
+
+def test_weights_round_trip(tmp_path):
+    net = networks.build('kws_2d', seed=3)
+    net.model.get_layer('normalization').set_statistics([1.5], [0.25])
+    path = str(tmp_path / 'kws_2d.weights.h5')
+    weights_io.save_weights(net.model, path)
+    again = networks.build('kws_2d', weights=path)
+    x = np.random.RandomState(2).randn(3, 16000).astype(np.float32) * 0.1
+    np.testing.assert_array_equal(again.logits(x).numpy(), net.logits(x).numpy())
+    np.testing.assert_array_equal(again.model.get_layer('normalization').mean.numpy(), [1.5])
+    other = networks.build('kws_2d', seed=4)
+    assert not np.allclose(other.logits(x).numpy(), net.logits(x).numpy())
+    with pytest.raises(CheckpointError, match='does not fit'):
+        networks.build('kws_1d_grouped', weights=path)
+
+
+def test_missing_auto_weights_name_file_and_command(tmp_path, monkeypatch):
+    monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
+    for call in (lambda: networks.build('kws_2d', weights='auto'),
+                 lambda: resolve_weights('kws_2d', 'auto')):
+        with pytest.raises(CheckpointError) as err:
+            call()
+        msg = str(err.value)
+        assert '\n' not in msg and os.path.join(str(tmp_path), 'kws_2d.weights.h5') in msg
+        assert 'python -m model_metamers.train --network=kws_2d' in msg
+        assert 'model_metamers.fetch' not in msg
+
+
+def test_auto_weights_found(tmp_path, monkeypatch):
+    monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
+    net = networks.build('kws_1d_grouped', seed=5)
+    weights_io.save_weights(net.model, str(tmp_path / 'kws_1d_grouped.weights.h5'))
+    assert resolve_weights('kws_1d_grouped', 'auto') == str(tmp_path / 'kws_1d_grouped.weights.h5')
+    x = np.random.RandomState(3).randn(1, 16000).astype(np.float32) * 0.1
+    np.testing.assert_array_equal(networks.build('kws_1d_grouped', weights='auto').logits(x).numpy(),
+                                  net.logits(x).numpy())
+
+
+def test_synthesis_smoke_through_generation(tmp_path):
+    net = networks.build('kws_2d')
+    weights = str(tmp_path / 'w.weights.h5')
+    weights_io.save_weights(net.model, weights)
+    sound = str(tmp_path / 'yes.wav')
+    t = np.arange(16000) / 16000.0
+    scipy.io.wavfile.write(sound, 16000, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    rows = generate(GenerationSettings(network='kws_2d', weights=weights, inputs=[sound],
+                                       layers=['conv_1', 'logits'], iterations=4, log_every=2,
+                                       output_dir=str(tmp_path / 'out'), progress=False,
+                                       figures=False))
+    assert len(rows) == 2
+    with h5py.File(str(tmp_path / 'out' / 'kws_2d' / 'yes.h5'), 'r') as f:
+        metamer = f['conv_1/metamer'][()]
+        assert metamer.shape[-1] == 16000 and np.all(np.isfinite(metamer))
+        assert f['conv_1'].attrs['iterations'] == 4
+        # started from pink noise (RMS 0.01), not from the natural sound
+        assert not np.allclose(metamer, f['conv_1/natural'][()], atol=1e-3)
