@@ -25,14 +25,10 @@ demo: $(STAMP)
 test: $(STAMP) espeak-ng
 	$(PY) -m pytest -q tests
 
-# espeak-ng (a Debian package) speaks the keyword-spotting data set. Installed with apt-get
-# when missing; without root (and no password-less sudo) only a warning: its tests then skip.
-APT_ESPEAK := apt-get install -y -q espeak-ng || (apt-get update -q && apt-get install -y -q espeak-ng)
+# espeak-ng (a Debian package) speaks the keyword-spotting data set; checked on every run so a
+# machine set up before it was needed still gets it. Without root its tests skip.
 espeak-ng:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then $(APT_ESPEAK) || echo "warning: could not install espeak-ng"; \
-	  elif sudo -n true 2>/dev/null; then sudo -n sh -c '$(APT_ESPEAK)' || echo "warning: could not install espeak-ng"; \
-	  else echo "warning: espeak-ng is missing and installing it needs root (apt-get install espeak-ng); the spoken-word tests will be skipped"; fi; }
+	sh tools/apt_install.sh espeak-ng
 
 # The 8000-clip spoken-word data set (6400/800/800) and the trained kws_2d network.
 SPOKEN_WORDS ?= data/spoken_words
