@@ -80,7 +80,8 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
     modality = items[0]['modality']
     if modality == 'audio':
         for it in items:
-            it['sound'] = np.asarray(it['metamer'], np.float64) * (_rms(it['natural']) / max(_rms(it['metamer']), 1e-30))
+            gain = _rms(it['natural']) / max(_rms(it['metamer']), 1e-30)
+            it['sound'] = np.asarray(it['metamer'], np.float64) * gain
         peak = max(max(np.max(np.abs(it['sound'])) for it in items),
                    max(np.max(np.abs(it['natural'])) for it in items))
         gain = min(1.0, 0.99 / peak) if peak > 0 else 1.0

@@ -19,7 +19,10 @@ def _save(fig, path):
 
 
 def save_cochleagram_png(path, cochleagram, title=None):
-    """Write a cochleagram (``[n_filters, time, 1]`` or ``[n_filters, time]``) as an image, low frequencies at the bottom."""
+    """Write a cochleagram (``[n_filters, time, 1]`` or ``[n_filters, time]``) as an image.
+
+    Low frequencies at the bottom.
+    """
     plt = _plt()
     coch = np.asarray(cochleagram).squeeze()
     fig, ax = plt.subplots(figsize=(6, 3))

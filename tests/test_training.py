@@ -140,7 +140,7 @@ def test_csv_label_errors(tmp_path, tones):
 
 
 def test_augmentation_mixes_at_the_snr_range():
-    n, rng = 2000, np.random.RandomState(0)
+    n = 2000
     t = np.arange(n) / 2000.0
     speech = (np.sin(2 * np.pi * 50 * t) * 0.1 * np.sqrt(2)).astype(np.float32)
     bg = np.sin(2 * np.pi * 300 * t)[None].astype(np.float32)
