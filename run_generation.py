@@ -45,16 +45,34 @@ flags.DEFINE_float('stop_threshold', None, 'stop early when the relative loss ch
 flags.DEFINE_integer('stop_window', None, 'window (iterations) of the early stop')
 flags.DEFINE_boolean('figures', True, 'write a PNG figure per input (needs matplotlib)')
 flags.DEFINE_boolean('merge', False, 'only assemble per-input files from shard parts, then exit')
-flags.DEFINE_boolean('demo', False, 'the embedded default: demo sound, word_reduced_aliasing, '
-                     'random weights unless a converted checkpoint exists, 2 layers, 200 iterations')
+flags.DEFINE_boolean('demo', False, 'the embedded default: a trained network on its demo sound, '
+                     '2 layers (word_reduced_aliasing when its converted checkpoint is in '
+                     'checkpoints/, else the shipped trained kws_2d)')
 flags.DEFINE_boolean('list_networks', False, 'print the registered networks and exit')
 flags.DEFINE_boolean('list_layers', False, "print the network's metamer layers and exit")
 
 AUDIO_EXT = ('.wav', '.flac', '.ogg')
 IMAGE_EXT = ('.png', '.jpg', '.jpeg')
 
-DEMO = dict(network='word_reduced_aliasing', layers=['pool_0_0', 'conv_2'], iterations=200,
-            log_every=50)
+# The demo runs a trained network so its metamers validate: the paper's word network when the
+# user has converted its checkpoint, otherwise the keyword-spotting network whose weights ship
+# with the project. Untrained word_reduced_aliasing is the last resort (checkout without weights).
+DEMOS = (
+    dict(network='word_reduced_aliasing', layers=['pool_0_0', 'conv_2'], iterations=200, log_every=50),
+    dict(network='kws_2d', layers=['conv_1', 'fc_intermediate'], iterations=None, log_every=250),
+)
+DEMO_FALLBACK = dict(network='word_reduced_aliasing', layers=['pool_0_0', 'conv_2'], iterations=200,
+                     log_every=50, weights='random')
+
+
+def demo_settings():
+    """The demo's network, layers, iterations (None: the network's default) and weights."""
+    from model_metamers.networks.checkpoints import default_weights_path
+    for demo in DEMOS:
+        path = default_weights_path(demo['network'])
+        if os.path.exists(path):
+            return dict(demo, weights=path)
+    return dict(DEMO_FALLBACK)
 
 
 def _inputs(value):
@@ -76,7 +94,6 @@ def _inputs(value):
 
 def settings_from_flags():
     from model_metamers.generation import GenerationSettings
-    from model_metamers.networks.checkpoints import default_weights_path
 
     layers = None if FLAGS.layer in ('all', '') else [s.strip() for s in FLAGS.layer.split(',') if s.strip()]
     s = GenerationSettings(
@@ -89,12 +106,10 @@ def settings_from_flags():
         checkpoint_every=FLAGS.checkpoint_every, stop_threshold=FLAGS.stop_threshold,
         stop_window=FLAGS.stop_window, figures=FLAGS.figures)
     if FLAGS.demo:
-        s.network = DEMO['network']
-        s.layers = DEMO['layers']
-        s.iterations = FLAGS.iterations or DEMO['iterations']
-        s.log_every = DEMO['log_every']
-        converted = default_weights_path(s.network)
-        s.weights = converted if os.path.exists(converted) else 'random'
+        demo = demo_settings()
+        s.network, s.layers, s.weights = demo['network'], demo['layers'], demo['weights']
+        s.iterations = FLAGS.iterations or demo['iterations']
+        s.log_every = demo['log_every']
     return s
 
 

@@ -102,6 +102,7 @@ def _tf1_audio(network, x):
     keys = {'word': ref.WORD_KEY, 'audioset': ref.AUDIOSET_KEY}
     graph = tfcochleagram.CochleagramGraph(40000, 20000, downsample_impl='conv2d',
                                            **tfcochleagram.WORD_CONFIG)
+    graph.fast_gradients = False  # the original's ops and TF's own gradients
     coch = graph(x)
     with tf.compat.v1.variable_scope('brain_network'):
         nets = ref.brain_network(coch, variant.architecture,
@@ -136,8 +137,9 @@ def measure_tf1(network, layer, batch, block, repeats):
             rep = jittered_relu(nets[layer]) if layer in net.relu_stages else nets[layer]
         else:
             from tests import slim_reference
-            _, end_points = slim_reference._network(network, slim_reference._preprocess(network, x))
-            rep = end_points[net.resolve(layer)]
+            logits, end_points = slim_reference._network(network, slim_reference._preprocess(network, x))
+            # slim keeps ResNet's squeezed logits out of end_points; it returns them.
+            rep = dict(end_points, logits=logits)[net.resolve(layer)]
         target = np.zeros(rep.shape.as_list(), np.float32)
         loss = tf.nn.l2_loss(target - rep)
         step = v1.Variable(0, trainable=False)

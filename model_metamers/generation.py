@@ -101,7 +101,7 @@ def resolve_weights(network_name, weights):
 
 
 def default_inputs(network):
-    return [resources.DEMO_IMAGE if network.modality == 'image' else resources.DEMO_SOUND]
+    return [resources.demo_input(network.name, network.modality)]
 
 
 def load_stimulus(network, path):

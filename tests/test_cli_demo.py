@@ -21,8 +21,13 @@ from tests.conftest import REPO
 ACCEPTANCE_ITERATIONS = int(os.environ.get('MODEL_METAMERS_ACCEPTANCE_ITERATIONS', '2000'))
 
 
-def _run(args, tmp_path):
+SHIPPED_KWS = os.path.join(REPO, 'checkpoints', 'kws_2d.weights.h5')
+
+
+def _run(args, tmp_path, checkpoint_dir=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    if checkpoint_dir is not None:
+        env['MODEL_METAMERS_CHECKPOINT_DIR'] = str(checkpoint_dir)
     run = subprocess.run([sys.executable, os.path.join(REPO, 'run_generation.py')] + args
                          + ['--output_dir=%s' % tmp_path], cwd=str(tmp_path), env=env,
                          capture_output=True, text=True, timeout=3600)
@@ -30,9 +35,11 @@ def _run(args, tmp_path):
     return run.stdout
 
 
-def test_demo_writes_the_output_contract(tmp_path):
-    out = _run(['--demo', '--iterations=6', '--log_every=3', '--figures=false'], tmp_path)
-    assert 'demo: word_reduced_aliasing' in out
+def test_demo_without_any_weights_writes_the_output_contract(tmp_path):
+    empty = tmp_path / 'no_checkpoints'
+    empty.mkdir()
+    out = _run(['--demo', '--iterations=6', '--log_every=3', '--figures=false'], tmp_path, empty)
+    assert 'demo: word_reduced_aliasing, weights=random' in out
     folder = tmp_path / 'word_reduced_aliasing'
     h5_path = folder / 'human_audio_resampled.h5'
     assert h5_path.exists()
@@ -52,6 +59,34 @@ def test_demo_writes_the_output_contract(tmp_path):
         assert (folder / ('human_audio_resampled_%s.wav' % layer)).exists()
     # The summary table names both layers.
     assert 'pool_0_0' in out and 'conv_2' in out
+
+
+@pytest.mark.skipif(not os.path.exists(SHIPPED_KWS), reason='checkpoints/kws_2d.weights.h5 is not here')
+def test_demo_runs_the_shipped_trained_kws_2d(tmp_path):
+    """A checkout as shipped: the demo is the trained keyword network on the spoken "yes"."""
+    shipped = tmp_path / 'checkpoints'
+    shipped.mkdir()
+    os.symlink(SHIPPED_KWS, str(shipped / 'kws_2d.weights.h5'))
+    out = _run(['--demo', '--iterations=6', '--log_every=3', '--figures=false'], tmp_path, shipped)
+    assert 'demo: kws_2d, weights=%s, layers conv_1,fc_intermediate' % (shipped / 'kws_2d.weights.h5') in out
+    with h5py.File(str(tmp_path / 'kws_2d' / 'demo_keyword_yes.h5'), 'r') as f:
+        assert sorted(f.keys()) == ['conv_1', 'fc_intermediate']
+        group = f['fc_intermediate']
+        assert group['metamer'].shape == (16000,) and int(group.attrs['iterations']) == 6
+        # The trained network hears the natural "yes" as "yes".
+        assert group.attrs['natural_class_name'] in ('yes', b'yes')
+
+
+def test_demo_prefers_a_converted_paper_network(tmp_path, monkeypatch):
+    import run_generation
+    monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
+    assert run_generation.demo_settings()['weights'] == 'random'
+    (tmp_path / 'kws_2d.weights.h5').write_bytes(b'')
+    assert run_generation.demo_settings()['network'] == 'kws_2d'
+    (tmp_path / 'word_reduced_aliasing.weights.h5').write_bytes(b'')
+    demo = run_generation.demo_settings()
+    assert demo['network'] == 'word_reduced_aliasing'
+    assert demo['weights'] == str(tmp_path / 'word_reduced_aliasing.weights.h5')
 
 
 @pytest.mark.slow

@@ -5,8 +5,9 @@ Two implementations give the same numbers (to float32 summation order):
 * ``'conv2d'``: the original's strided ``tf.nn.conv2d`` over ``[batch, filters, time, 1]``.
 * ``'blocked'``: the signal is cut into blocks of ``D`` samples, which turns the
   strided 1001-tap correlation into a stride-1 correlation of ``ceil(W/D)`` taps
-  over ``D`` channels. Same padding, same taps, no wasted work: its backward pass
-  is an order of magnitude faster on CPU than the strided conv2d's.
+  over ``D`` channels, computed as one matrix product and a sum of shifted
+  columns. Same padding, same taps, no wasted work: its backward pass is an
+  order of magnitude faster on CPU than the strided conv2d's.
 """
 
 import math
@@ -72,14 +73,21 @@ class BlockedDownsampler:
         self.pad_after = padded_len - self.signal_length - self.pad_before
         kernel = np.zeros(self.n_blocks * self.stride, np.float32)
         kernel[:n_taps] = taps
-        self.kernel = tf.constant(kernel.reshape(self.n_blocks, self.stride, 1))
+        # [stride, n_blocks]: column t holds the taps that meet block j + t.
+        self.kernel = tf.constant(kernel.reshape(self.n_blocks, self.stride).T)
 
     def __call__(self, envelopes):
         """``[batch, n_filters, T, 1]`` -> ``[batch, n_filters, ceil(T/stride), 1]``."""
         shape = tf.shape(envelopes)
         n_filters = envelopes.shape[1]
+        n_rows = self.out_len + self.n_blocks - 1
         x = tf.reshape(envelopes, [-1, self.signal_length])
         x = tf.pad(x, [[0, 0], [self.pad_before, self.pad_after]])
-        x = tf.reshape(x, [-1, self.out_len + self.n_blocks - 1, self.stride])
-        y = tf.nn.conv1d(x, self.kernel, stride=1, padding='VALID')
+        # One GEMM gives every block's dot product with every tap block; output j sums
+        # block j+t's product with tap block t. A GEMM with 11 columns and its transpose
+        # backwards run ~2x faster on CPU than the equivalent stride-1 conv1d and its
+        # input gradient (Conv2DBackpropInput).
+        partial = tf.reshape(tf.matmul(tf.reshape(x, [-1, self.stride]), self.kernel),
+                             [-1, n_rows, self.n_blocks])
+        y = tf.add_n([partial[:, t:t + self.out_len, t] for t in range(self.n_blocks)])
         return tf.reshape(y, [shape[0], n_filters, self.out_len, 1])

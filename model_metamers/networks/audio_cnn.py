@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfcochleagram
-from model_metamers import resources, weights_io
+from model_metamers import resources
 from model_metamers.layers import HanningPooling
 from model_metamers.networks import checkpoints, tf1_audio_names
 from model_metamers.networks.base import MetamerNetwork
@@ -399,10 +399,7 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
     if kind == 'checkpoint':
         checkpoints.assign_by_name(net.model, mapping, values, path)
     elif kind == 'h5':
-        try:
-            weights_io.load_weights(net.model, path)
-        except (ValueError, FileNotFoundError) as e:
-            raise CheckpointError(str(e)) from None
+        checkpoints.load_weights_h5(net.model, path)
     return net
 
 

@@ -82,6 +82,14 @@ def weights_kind(weights, network_name, original_format):
         % (path, network_name, original_format, checkpoint_dir(), network_name))
 
 
+def load_weights_h5(model, path):
+    """Load a converted ``.weights.h5`` into ``model``; any mismatch is a :class:`CheckpointError`."""
+    try:
+        weights_io.load_weights(model, path)
+    except (ValueError, FileNotFoundError) as e:
+        raise CheckpointError(str(e)) from None
+
+
 def read_checkpoint(prefix):
     """``{variable name: numpy array}`` of every variable in a TF checkpoint."""
     reader = tf.train.load_checkpoint(prefix)

@@ -35,7 +35,6 @@ import keras
 import tensorflow as tf
 
 import tfcochleagram
-from model_metamers import weights_io
 from model_metamers.networks import checkpoints
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.checkpoints import CheckpointError
@@ -203,10 +202,7 @@ def build_kws(name, weights='random', seed=0):
         sample_rate=SAMPLE_RATE, default_learning_rate=0.001, default_iterations=1500,
         representation_stage='cochleagram', info=info)
     if kind == 'h5':
-        try:
-            weights_io.load_weights(net.model, path)
-        except (ValueError, FileNotFoundError) as e:
-            raise CheckpointError(str(e)) from None
+        checkpoints.load_weights_h5(net.model, path)
     return net
 
 

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model_metamers import resources, weights_io
+from model_metamers import resources
 from model_metamers.networks import checkpoints
 from model_metamers.networks.checkpoints import CheckpointError
 
@@ -304,7 +304,7 @@ def load_weights(model, name_map, weights, network_name, scope, ignore_scopes=()
     if kind == 'checkpoint':
         load_slim_checkpoint(model, name_map, path, scope, network_name, ignore_scopes)
     elif kind == 'h5':
-        weights_io.load_weights(model, path)
+        checkpoints.load_weights_h5(model, path)
     return kind, path
 
 

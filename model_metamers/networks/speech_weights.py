@@ -8,7 +8,6 @@ models are built, so a wrong path fails at once.
 import json
 import os
 
-from model_metamers import weights_io
 from model_metamers.networks import checkpoints
 
 
@@ -67,7 +66,7 @@ def load_weights(model, kind, path, name_map):
     if kind == 'random':
         return {'weights': 'random'}
     if kind == 'h5':
-        weights_io.load_weights(model, path)
+        checkpoints.load_weights_h5(model, path)
         return {'weights': path, 'weights_format': 'weights_h5'}
     checkpoints.assign_by_name(model, name_map, checkpoints.read_checkpoint(path), path)
     v1 = checkpoints.is_v1_checkpoint_file(path)
