@@ -54,26 +54,6 @@ flags.DEFINE_boolean('list_layers', False, "print the network's metamer layers a
 AUDIO_EXT = ('.wav', '.flac', '.ogg')
 IMAGE_EXT = ('.png', '.jpg', '.jpeg')
 
-# The demo runs a trained network so its metamers validate: the paper's word network when the
-# user has converted its checkpoint, otherwise the keyword-spotting network whose weights ship
-# with the project. Untrained word_reduced_aliasing is the last resort (checkout without weights).
-DEMOS = (
-    dict(network='word_reduced_aliasing', layers=['pool_0_0', 'conv_2'], iterations=200, log_every=50),
-    dict(network='kws_2d', layers=['conv_1', 'fc_intermediate'], iterations=None, log_every=250),
-)
-DEMO_FALLBACK = dict(network='word_reduced_aliasing', layers=['pool_0_0', 'conv_2'], iterations=200,
-                     log_every=50, weights='random')
-
-
-def demo_settings():
-    """The demo's network, layers, iterations (None: the network's default) and weights."""
-    from model_metamers.networks.checkpoints import default_weights_path
-    for demo in DEMOS:
-        path = default_weights_path(demo['network'])
-        if os.path.exists(path):
-            return dict(demo, weights=path)
-    return dict(DEMO_FALLBACK)
-
 
 def _inputs(value):
     if not value:
@@ -106,6 +86,7 @@ def settings_from_flags():
         checkpoint_every=FLAGS.checkpoint_every, stop_threshold=FLAGS.stop_threshold,
         stop_window=FLAGS.stop_window, figures=FLAGS.figures)
     if FLAGS.demo:
+        from model_metamers.demo import demo_settings
         demo = demo_settings()
         s.network, s.layers, s.weights = demo['network'], demo['layers'], demo['weights']
         s.iterations = FLAGS.iterations or demo['iterations']

@@ -98,6 +98,8 @@ def _tf1_audio(network, x):
     from model_metamers.networks.audio_cnn import N_CLASSES, VARIANTS
     from tests import tf1_audio_reference as ref
 
+    if network not in VARIANTS:
+        raise ValueError('no TF1 original: %s is a TF2 model of the follow-up study' % network)
     variant = VARIANTS[network]
     keys = {'word': ref.WORD_KEY, 'audioset': ref.AUDIOSET_KEY}
     graph = tfcochleagram.CochleagramGraph(40000, 20000, downsample_impl='conv2d',

@@ -78,15 +78,16 @@ def test_demo_runs_the_shipped_trained_kws_2d(tmp_path):
 
 
 def test_demo_prefers_a_converted_paper_network(tmp_path, monkeypatch):
-    import run_generation
+    from model_metamers import demo
     monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
-    assert run_generation.demo_settings()['weights'] == 'random'
+    assert demo.demo_settings()['weights'] == 'random'
     (tmp_path / 'kws_2d.weights.h5').write_bytes(b'')
-    assert run_generation.demo_settings()['network'] == 'kws_2d'
+    assert demo.demo_settings()['network'] == 'kws_2d'
+    assert all(isinstance(d['iterations'], int) for d in demo.DEMOS + (demo.DEMO_FALLBACK,))
     (tmp_path / 'word_reduced_aliasing.weights.h5').write_bytes(b'')
-    demo = run_generation.demo_settings()
-    assert demo['network'] == 'word_reduced_aliasing'
-    assert demo['weights'] == str(tmp_path / 'word_reduced_aliasing.weights.h5')
+    chosen = demo.demo_settings()
+    assert chosen['network'] == 'word_reduced_aliasing'
+    assert chosen['weights'] == str(tmp_path / 'word_reduced_aliasing.weights.h5')
 
 
 @pytest.mark.slow
