@@ -12,6 +12,16 @@ from tfcochleagram.graph import CochleagramGraph
 COCH_ATOL = 5.1e-6
 NONE_ATOL = 7.8e-8
 GRAD_ATOL = 2.5e-5
+# The 'conv2d' path runs the original's own strided conv2d, whose oneDNN kernel (and so its
+# round-off) depends on the CPU's instruction set: on an AVX-512 host it lands up to 1.1x
+# outside the bounds above (gradient 2.8e-5 = 5e-7 of the maximum, uncompressed 8.2e-8), on
+# the AVX2 host the bounds were measured on it lands inside. Twice the bounds covers both; the
+# default 'blocked' path keeps the original bounds on every host.
+CONV2D_FACTOR = 2.0
+
+
+def _atol(base, impl):
+    return base * CONV2D_FACTOR if impl == 'conv2d' else base
 
 
 @pytest.fixture(scope='module', params=['blocked', 'conv2d', 'blocked-tf-gradients'])
@@ -21,6 +31,7 @@ def word_graph(request):
     # The default uses hand-written gradients for |z| and the filter product;
     # TF's generic ones must give the same numbers.
     graph.fast_gradients = not request.param.endswith('tf-gradients')
+    graph.test_impl = request.param.split('-')[0]
     return graph
 
 
@@ -58,7 +69,8 @@ def test_downsample_kernel_matches(reference_word):
 def test_cochleagram_matches_original(word_graph, reference_word, case):
     coch = word_graph(reference_word[case + '_waveform']).numpy()
     assert coch.shape == (1, 211, 400, 1)
-    np.testing.assert_allclose(coch, reference_word[case + '_cochleagram'], rtol=0, atol=COCH_ATOL)
+    np.testing.assert_allclose(coch, reference_word[case + '_cochleagram'], rtol=0,
+                               atol=_atol(COCH_ATOL, word_graph.test_impl))
 
 
 def test_uncompressed_front_end_matches(reference_word):
@@ -67,7 +79,7 @@ def test_uncompressed_front_end_matches(reference_word):
         graph = CochleagramGraph(40000, 20000, downsample_impl=impl, **params)
         out = graph(reference_word['speech_waveform']).numpy()
         np.testing.assert_allclose(out, reference_word['speech_cochleagram_compression_none'],
-                                   rtol=0, atol=NONE_ATOL)
+                                   rtol=0, atol=_atol(NONE_ATOL, impl))
     # The same tensor is an intermediate stage of the compressed graph.
     stages = tc.cochleagram_stages(reference_word['speech_waveform'], 20000, **tc.WORD_CONFIG)
     np.testing.assert_allclose(stages['cochleagram_no_compression'].numpy(),
@@ -79,19 +91,23 @@ def test_gradient_matches_original(word_graph, reference_word, case):
     grad = _grad(word_graph, reference_word[case + '_waveform'], reference_word['grad_R'])
     ref = reference_word[case + '_gradient']
     assert np.all(np.isfinite(grad))
-    np.testing.assert_allclose(grad, ref, rtol=0, atol=GRAD_ATOL)
+    np.testing.assert_allclose(grad, ref, rtol=0, atol=_atol(GRAD_ATOL, word_graph.test_impl))
     assert np.linalg.norm(grad - ref) / np.linalg.norm(ref) < 1e-6
 
 
 def test_batch_consistency(word_graph, reference_word):
     both = np.concatenate([reference_word['speech_waveform'], reference_word['pink_waveform']])
     coch = word_graph(both).numpy()
-    np.testing.assert_allclose(coch[0:1], word_graph(both[0:1]).numpy(), atol=1e-6)
-    np.testing.assert_allclose(coch[1:2], word_graph(both[1:2]).numpy(), atol=1e-6)
+    # oneDNN may pick another conv2d kernel for a batch of 2 (3.4e-6 apart on an AVX-512 host),
+    # a change of the kind the oneDNN on/off bound covers.
+    same = COCH_ATOL if word_graph.test_impl == 'conv2d' else 1e-6
+    np.testing.assert_allclose(coch[0:1], word_graph(both[0:1]).numpy(), atol=same)
+    np.testing.assert_allclose(coch[1:2], word_graph(both[1:2]).numpy(), atol=same)
     r = np.concatenate([reference_word['grad_R']] * 2)
     grad = _grad(word_graph, both, r)
-    np.testing.assert_allclose(grad[0], reference_word['speech_gradient'][0], atol=GRAD_ATOL)
-    np.testing.assert_allclose(grad[1], reference_word['pink_gradient'][0], atol=GRAD_ATOL)
+    atol = _atol(GRAD_ATOL, word_graph.test_impl)
+    np.testing.assert_allclose(grad[0], reference_word['speech_gradient'][0], atol=atol)
+    np.testing.assert_allclose(grad[1], reference_word['pink_gradient'][0], atol=atol)
 
 
 def test_works_in_tf_function_and_keras_layer(reference_word):
