@@ -1,11 +1,12 @@
-"""Hanning pooling and the modified-gradient ReLU against independent references."""
+"""Hanning pooling, the modified-gradient ReLU and the one-channel conv against independent references."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_metamers.layers import (HanningPooling, dense_hanning_pooling, hanning_kernel,
-                                   modified_relu)
+from model_metamers.layers import (HanningPooling, SingleChannelConv2D, dense_hanning_pooling,
+                                   hanning_kernel, modified_relu, single_channel_conv2d)
 from tests.tf1_audio_reference import original_hanning_pooling
 
 # (strides, pool size) of the reduced-aliasing networks: pool_0_0 and the other three pools.
@@ -100,3 +101,63 @@ def test_modified_relu_gradient_is_one_everywhere():
     np.testing.assert_array_equal(tape.gradient(modified, x).numpy(), upstream.numpy())
     # the ordinary ReLU would have passed nothing below (and at) zero
     np.testing.assert_array_equal(tape.gradient(plain, x).numpy(), [0, 0, 0, 0, 5, 6])
+
+
+def _conv_and_grads(conv, x, kernel, r):
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y = conv(x, kernel)
+        loss = tf.reduce_sum(y * r)
+    return [y.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, kernel])]
+
+
+# conv_0 of the reduced-aliasing word networks, odd/even kernels, 1x1, a batch of 3.
+@pytest.mark.parametrize('x_shape,k_shape', [((1, 211, 400, 1), (7, 14, 1, 96)),
+                                             ((3, 9, 11, 1), (4, 5, 1, 6)),
+                                             ((2, 8, 8, 1), (3, 3, 1, 2)),
+                                             ((1, 5, 6, 1), (1, 1, 1, 3))])
+def test_single_channel_conv2d_equals_tf_conv_and_its_gradients(x_shape, k_shape):
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.standard_normal(x_shape).astype(np.float32))
+    kernel = tf.constant(rng.standard_normal(k_shape).astype(np.float32))
+    r = tf.constant(rng.standard_normal(x_shape[:3] + k_shape[3:]).astype(np.float32))
+    ours = _conv_and_grads(single_channel_conv2d, x, kernel, r)
+    tfs = _conv_and_grads(lambda a, b: tf.nn.conv2d(a, b, 1, 'SAME'), x, kernel, r)
+    np.testing.assert_array_equal(ours[0], tfs[0])  # the same forward op
+    np.testing.assert_array_equal(ours[2], tfs[2])  # the kernel gradient is TF's own
+    # The input gradient against float64 (TF's own float32 one is further from it).
+    with tf.GradientTape() as tape:
+        x64 = tf.cast(x, tf.float64)
+        tape.watch(x64)
+        loss = tf.reduce_sum(tf.nn.conv2d(x64, tf.cast(kernel, tf.float64), 1, 'SAME')
+                             * tf.cast(r, tf.float64))
+    exact = tape.gradient(loss, x64).numpy()
+    err = np.linalg.norm(ours[1] - exact) / np.linalg.norm(exact)
+    assert err < 1e-6
+    assert err <= np.linalg.norm(tfs[1] - exact) / np.linalg.norm(exact) * 1.5
+
+
+def test_single_channel_conv_layer_falls_back_outside_its_case():
+    x = tf.constant(np.random.default_rng(0).standard_normal((1, 12, 15, 1)).astype(np.float32))
+    for kwargs in (dict(strides=3), dict(padding='valid'), dict(dilation_rate=2)):
+        ours = SingleChannelConv2D(4, (3, 5), kernel_initializer='glorot_uniform', **kwargs)
+        ours.build(x.shape)
+        ref = keras.layers.Conv2D(4, (3, 5), **kwargs)
+        ref.build(x.shape)
+        ref.set_weights(ours.get_weights())
+        np.testing.assert_allclose(ours(x).numpy(), ref(x).numpy(), atol=1e-6)
+    layer = SingleChannelConv2D(4, (3, 5), padding='same')
+    layer.build(x.shape)
+    ref = keras.layers.Conv2D(4, (3, 5), padding='same')
+    ref.build(x.shape)
+    ref.set_weights(layer.get_weights())
+    grads = []
+    for conv in (layer, ref):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(conv(x) ** 2)
+        grads.append(tape.gradient(loss, [x] + [v.value for v in conv.trainable_weights]))
+    # The custom-gradient path: gradients for the input and both weights (it trains).
+    for ours, theirs in zip(*grads):
+        assert ours is not None
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)

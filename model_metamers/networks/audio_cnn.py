@@ -37,7 +37,7 @@ import tensorflow as tf
 
 import tfcochleagram
 from model_metamers import resources
-from model_metamers.layers import HanningPooling
+from model_metamers.layers import HanningPooling, SingleChannelConv2D
 from model_metamers.networks import checkpoints, tf1_audio_names
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.checkpoints import CheckpointError
@@ -258,7 +258,9 @@ class _Initialisers:
 def _conv(x, stages, index, filters, kernel_size, strides, init):
     """conv_<i> (SAME) + ReLU: stages ``conv_<i>_pre_relu`` and ``conv_<i>``."""
     name = 'conv_%d' % index
-    pre = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding='same', name=name,
+    # conv_0 reads the one-channel cochleagram: SingleChannelConv2D is Conv2D with a faster
+    # input gradient there (and plain Conv2D elsewhere).
+    pre = SingleChannelConv2D(filters, kernel_size, strides=strides, padding='same', name=name,
                               kernel_initializer=init.kernel(name), bias_initializer='zeros')(x)
     stages[name + '_pre_relu'] = pre
     stages[name] = keras.layers.ReLU(name='relu_%d' % index)(pre)
