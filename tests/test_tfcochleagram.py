@@ -232,3 +232,44 @@ def test_high_limit_above_nyquist_allowed_when_not_strict():
                              erb_filter_kwargs={'strict': False, 'no_lowpass': True,
                                                 'no_highpass': True})
     assert out.shape[1] == 163
+
+
+def test_called_graph_equals_its_staged_form(reference_word):
+    """Calling the graph takes the fused filter + inverse-FFT op; stages() records every
+    stage with TF's generic ops. Same forward, gradients equal to float32 round-off."""
+    graph = CochleagramGraph(40000, 20000, **tc.WORD_CONFIG)
+    x = tf.constant(reference_word['speech_waveform'])
+    results = []
+    for forward in (graph, lambda v: graph.stages(v)['cochleagram']):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            coch = forward(x)
+            loss = tf.reduce_sum(coch * reference_word['grad_R'])
+        results.append((coch.numpy(), tape.gradient(loss, x).numpy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    grad, staged = results[0][1], results[1][1]
+    assert np.linalg.norm(grad - staged) / np.linalg.norm(staged) < 1e-6
+
+
+@pytest.mark.parametrize('length,stride,n_taps', [(40000, 100, 1001), (1000, 7, 51), (999, 10, 201),
+                                                  (64, 2, 5), (500, 4, 3), (301, 3, 41),
+                                                  (200, 10, 2 * 10 * 10 + 1)])
+def test_blocked_downsampler_equals_strided_conv2d(length, stride, n_taps):
+    from tfcochleagram.downsampling import BlockedDownsampler, downsample_conv2d
+    rng = np.random.default_rng(length + stride)
+    taps = rng.standard_normal(n_taps).astype(np.float32)
+    x = tf.constant(rng.random((2, 3, length, 1)).astype(np.float32))
+    blocked = BlockedDownsampler(length, taps, stride)
+    results = []
+    for down in (blocked, lambda v: downsample_conv2d(v, taps, stride)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = down(x)
+            r = tf.constant(np.random.default_rng(1).standard_normal(y.shape).astype(np.float32))
+            loss = tf.reduce_sum(y * r)
+        results.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    (y, gx), (y_ref, gx_ref) = results
+    assert y.shape == y_ref.shape == (2, 3, -(-length // stride), 1)
+    scale = np.abs(taps).sum()
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=2e-6 * scale)
+    np.testing.assert_allclose(gx, gx_ref, rtol=0, atol=2e-6 * scale * 4)

@@ -65,30 +65,39 @@ class BlockedDownsampler:
     def __init__(self, signal_length, taps, stride):
         taps = np.asarray(taps, np.float32)
         n_taps = taps.shape[0]
-        self.stride = int(stride)
-        self.signal_length = int(signal_length)
-        self.out_len, self.pad_before = _same_padding(self.signal_length, self.stride, n_taps)
-        self.n_blocks = math.ceil(n_taps / self.stride)
-        padded_len = self.stride * (self.out_len + self.n_blocks - 1)
-        self.pad_after = padded_len - self.signal_length - self.pad_before
-        kernel = np.zeros(self.n_blocks * self.stride, np.float32)
-        kernel[:n_taps] = taps
-        # [stride, n_blocks]: column t holds the taps that meet block j + t.
-        self.kernel = tf.constant(kernel.reshape(self.n_blocks, self.stride).T)
+        self.stride = D = int(stride)
+        self.signal_length = T = int(signal_length)
+        self.out_len, self.pad_before = _same_padding(T, D, n_taps)
+        # Blocks are cut from the unpadded signal: the taps move right by `shift` zeros so
+        # that the SAME padding becomes a whole number of blocks, `lead_blocks`, added
+        # to the small per-block products instead of to the [rows, T] signal.
+        shift = -self.pad_before % D
+        self.lead_blocks = (self.pad_before + shift) // D
+        self.n_blocks = math.ceil((n_taps + shift) / D)
+        self.signal_blocks = math.ceil(T / D)
+        self.tail = self.signal_blocks * D - T
+        kernel = np.zeros(self.n_blocks * D, np.float32)
+        kernel[shift:shift + n_taps] = taps
+        # [stride, n_blocks]: column t holds the taps that meet block j + t - lead_blocks.
+        self.kernel = tf.constant(kernel.reshape(self.n_blocks, D).T)
+        n_rows = self.out_len + self.n_blocks - 1
+        # Never negative: pad_before < n_taps, so the taps reach past the lead blocks.
+        self.trail_blocks = n_rows - self.lead_blocks - self.signal_blocks
 
     def __call__(self, envelopes):
         """``[batch, n_filters, T, 1]`` -> ``[batch, n_filters, ceil(T/stride), 1]``."""
         shape = tf.shape(envelopes)
         n_filters = envelopes.shape[1]
-        n_rows = self.out_len + self.n_blocks - 1
         x = tf.reshape(envelopes, [-1, self.signal_length])
-        x = tf.pad(x, [[0, 0], [self.pad_before, self.pad_after]])
+        if self.tail:
+            x = tf.pad(x, [[0, 0], [0, self.tail]])
         # One GEMM gives every block's dot product with every tap block; output j sums
-        # block j+t's product with tap block t. A GEMM with 11 columns and its transpose
-        # backwards run ~2x faster on CPU than the equivalent stride-1 conv1d and its
-        # input gradient (Conv2DBackpropInput).
+        # block j+t-lead's product with tap block t. A GEMM with 11 columns and its
+        # transpose backwards run ~2x faster on CPU than the equivalent stride-1 conv1d
+        # and its input gradient (Conv2DBackpropInput).
         partial = tf.reshape(tf.matmul(tf.reshape(x, [-1, self.stride]), self.kernel),
-                             [-1, n_rows, self.n_blocks])
+                             [-1, self.signal_blocks, self.n_blocks])
+        partial = tf.pad(partial, [[0, 0], [self.lead_blocks, self.trail_blocks], [0, 0]])
         y = _shifted_diagonal_sum(partial, self.out_len)
         return tf.reshape(y, [shape[0], n_filters, self.out_len, 1])
 

@@ -116,6 +116,7 @@ class CochleagramGraph:
             padded = np.zeros((1, self.n_filters, T), np.complex64)
             padded[0, :, :filts.shape[1]] = filts
             self._padded_filters = tf.constant(padded)
+            self._grad_filters = tf.constant(filts[np.newaxis].astype(np.complex64))
 
         if not self.rfft:
             freq_signal = np.fft.fftfreq(padded_len, 1. / sr)
@@ -160,9 +161,9 @@ class CochleagramGraph:
 
     def __call__(self, waveform):
         """``[batch, T]`` float32 -> cochleagram (see the class docstring)."""
-        return self.stages(waveform, include_time_subbands=False)['cochleagram']
+        return self.stages(waveform, include_time_subbands=False, output_only=True)['cochleagram']
 
-    def stages(self, waveform, include_time_subbands=True):
+    def stages(self, waveform, include_time_subbands=True, output_only=False):
         """Every intermediate tensor of the graph, by the original's node names.
 
         Keys: ``input_signal`` (after optional mean subtraction / RMS normalisation),
@@ -174,6 +175,8 @@ class CochleagramGraph:
         ``cochleagram_no_compression`` ``[batch, n_filters, T/D, 1]``,
         ``cochleagram_no_compression_scaled`` (when a scale is given) and
         ``cochleagram``. F is ``T/2+1`` on the rFFT path, else the padded length.
+        ``output_only`` (what calling the graph uses) may leave out the frequency-domain
+        stages (``subbands``, ``envelopes_freq``) to run a fused filter + inverse FFT.
         """
         p = self.params
         T = self.signal_length
@@ -197,6 +200,41 @@ class CochleagramGraph:
         out['fft_input'] = fft_input
 
         fast_rfft = self.fast_gradients and self.rfft and self.params['custom_filts'] is None
+        if fast_rfft and output_only:
+            envelopes_time = filtered_inverse_fft(self._padded_filters, self._grad_filters,
+                                                  fft_input)
+        else:
+            envelopes_time = self._analytic_envelopes(fft_input, out, fast_rfft,
+                                                      include_time_subbands)
+        out['envelopes_time'] = envelopes_time
+
+        if p['SMOOTH_ABS']:
+            env_abs = tf.sqrt(1e-10 + tf.square(tf.math.real(envelopes_time))
+                              + tf.square(tf.math.imag(envelopes_time)))
+        elif self.fast_gradients:
+            env_abs = complex_modulus(envelopes_time)
+        else:
+            env_abs = tf.abs(envelopes_time)
+        env_abs = tf.expand_dims(env_abs, 3)
+        out['envelopes_abs'] = env_abs
+
+        pre_relu = self._downsample(env_abs) if self._downsample is not None else env_abs
+        out['cochleagram_preRELU'] = pre_relu
+        no_compression = tf.nn.relu(pre_relu)
+        out['cochleagram_no_compression'] = no_compression
+
+        coch = _compression.compress(
+            no_compression, p['compression'], linear_params=p['linear_params'],
+            custom_compression_op=p['custom_compression_op'],
+            scale_before_compression=p['scale_before_compression'], stages=out)
+        if p['reshape_kell2018']:
+            coch = self._reshape_kell2018(coch, out)
+        out['cochleagram'] = coch
+        return out
+
+    def _analytic_envelopes(self, fft_input, out, fast_rfft, include_time_subbands):
+        """Subbands, analytic spectra and their inverse FFT, every stage recorded in ``out``."""
+        T = self.signal_length
         if fast_rfft:
             # The analytic spectrum below is the subbands followed by T/2-1 zero bins.
             # Multiplying zero-padded filters by the zero-padded one-row spectrum
@@ -231,31 +269,7 @@ class CochleagramGraph:
         envelopes_time = tf.signal.ifft(envelopes_freq)
         if not self.rfft and self.pad_factor:
             envelopes_time = envelopes_time[:, :, :T]
-        out['envelopes_time'] = envelopes_time
-
-        if p['SMOOTH_ABS']:
-            env_abs = tf.sqrt(1e-10 + tf.square(tf.math.real(envelopes_time))
-                              + tf.square(tf.math.imag(envelopes_time)))
-        elif self.fast_gradients:
-            env_abs = complex_modulus(envelopes_time)
-        else:
-            env_abs = tf.abs(envelopes_time)
-        env_abs = tf.expand_dims(env_abs, 3)
-        out['envelopes_abs'] = env_abs
-
-        pre_relu = self._downsample(env_abs) if self._downsample is not None else env_abs
-        out['cochleagram_preRELU'] = pre_relu
-        no_compression = tf.nn.relu(pre_relu)
-        out['cochleagram_no_compression'] = no_compression
-
-        coch = _compression.compress(
-            no_compression, p['compression'], linear_params=p['linear_params'],
-            custom_compression_op=p['custom_compression_op'],
-            scale_before_compression=p['scale_before_compression'], stages=out)
-        if p['reshape_kell2018']:
-            coch = self._reshape_kell2018(coch, out)
-        out['cochleagram'] = coch
-        return out
+        return envelopes_time
 
     @staticmethod
     def _reshape_kell2018(coch, out):
@@ -316,6 +330,35 @@ def apply_real_filters(filters, spectrum):
         return filters * x, grad
 
     return multiply(spectrum)
+
+
+def filtered_inverse_fft(padded_filters, grad_filters, spectrum):
+    """``ifft(padded_filters * pad(spectrum))``: the analytic envelopes of the rFFT path.
+
+    ``padded_filters`` ``[1, n_filters, T]`` complex64 (real filters, zero beyond
+    bin ``F - 1``), ``grad_filters`` ``[1, n_filters, F]`` the same filters
+    unpadded, ``spectrum`` ``[batch, 1, F]`` -> ``[batch, n_filters, T]``. The
+    forward ops are those of the staged graph. The gradient, ``sum_k filters_k *
+    fft(g_k) / T``, is computed on the ``F`` bins the filters cover only, the other
+    ``T - F`` being multiplied by zero filters: half the passes over ``[batch,
+    n_filters, T]`` complex arrays that TF's gradients of the product and the
+    inverse FFT make, with the same operations on the bins that count.
+    """
+    n_bins = grad_filters.shape[2]
+    length = padded_filters.shape[2]
+
+    @tf.custom_gradient
+    def envelopes(spectrum):
+        padded = tf.pad(spectrum, [[0, 0], [0, 0], [0, length - n_bins]])
+
+        def grad(g):
+            # TF's gradient of ifft (fft(g) times a complex 1/T), on the covered bins only.
+            bins = tf.signal.fft(g)[:, :, :n_bins] * tf.complex(1.0 / float(length), 0.0)
+            return tf.reduce_sum(bins * grad_filters, axis=1, keepdims=True)
+
+        return tf.signal.ifft(padded_filters * padded), grad
+
+    return envelopes(spectrum)
 
 
 _GRAPH_CACHE = {}
