@@ -140,12 +140,7 @@ def _body_2d(x, stages, init):
         32, 3, padding='valid', name='conv_0', kernel_initializer=init('conv_0'))(x))
     x = _relu_stage(stages, 'conv_1', keras.layers.Conv2D(
         64, 3, padding='valid', name='conv_1', kernel_initializer=init('conv_1'))(x))
-    x = stages['max_pool'] = keras.layers.MaxPooling2D(2, name='max_pool')(x)
-    x = keras.layers.Dropout(0.25, name='dropout_0')(x)
-    x = stages['flatten'] = keras.layers.Flatten(name='flatten')(x)
-    x = _relu_stage(stages, 'fc_intermediate', keras.layers.Dense(
-        128, name='fc_intermediate', kernel_initializer=init('fc_intermediate'))(x))
-    return keras.layers.Dropout(0.5, name='dropout_1')(x)
+    return _pool_and_dense(x, stages, init, 128)
 
 
 def _body_1d_grouped(x, stages, init):
@@ -158,11 +153,16 @@ def _body_1d_grouped(x, stages, init):
     x = _relu_stage(stages, 'conv_1', keras.layers.Conv1D(
         512, 3, groups=8, padding='valid', name='conv_1', kernel_initializer=init('conv_1'))(x))
     x = stages['reshape_2d'] = keras.layers.Reshape((28, 512, 1), name='reshape_2d')(x)
+    return _pool_and_dense(x, stages, init, 512)
+
+
+def _pool_and_dense(x, stages, init, units):
+    """The tail both models share: maxpool 2, dropout .25, flatten, dense ReLU, dropout .5."""
     x = stages['max_pool'] = keras.layers.MaxPooling2D(2, name='max_pool')(x)
     x = keras.layers.Dropout(0.25, name='dropout_0')(x)
     x = stages['flatten'] = keras.layers.Flatten(name='flatten')(x)
     x = _relu_stage(stages, 'fc_intermediate', keras.layers.Dense(
-        512, name='fc_intermediate', kernel_initializer=init('fc_intermediate'))(x))
+        units, name='fc_intermediate', kernel_initializer=init('fc_intermediate'))(x))
     return keras.layers.Dropout(0.5, name='dropout_1')(x)
 
 
