@@ -273,3 +273,17 @@ def test_blocked_downsampler_equals_strided_conv2d(length, stride, n_taps):
     scale = np.abs(taps).sum()
     np.testing.assert_allclose(y, y_ref, rtol=0, atol=2e-6 * scale)
     np.testing.assert_allclose(gx, gx_ref, rtol=0, atol=2e-6 * scale * 4)
+
+
+def test_filter_groups_change_no_forward_value(reference_word, monkeypatch):
+    import tfcochleagram.graph as graph_module
+    x = tf.constant(reference_word['pink_waveform'])
+    outputs = []
+    for groups in (1, 2, 3):
+        monkeypatch.setattr(graph_module, 'FILTER_GROUPS', groups)
+        graph = CochleagramGraph(40000, 20000, **tc.WORD_CONFIG)
+        assert len(graph._filter_groups) == groups
+        assert sum(int(f.shape[1]) for _, f in graph._filter_groups) == 211
+        outputs.append(graph(x).numpy())
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    np.testing.assert_array_equal(outputs[0], outputs[2])

@@ -51,6 +51,11 @@ def resolve_params(params):
     return merged
 
 
+# Independent filter groups of the called graph (see CochleagramGraph.stages): two keeps
+# two CPU cores busy through the FFT stages; more gives no further gain on 2 cores.
+FILTER_GROUPS = 2
+
+
 class CochleagramGraph:
     """Applies the original tfcochleagram graph to waveforms of one fixed length.
 
@@ -117,6 +122,9 @@ class CochleagramGraph:
             padded = np.zeros((1, self.n_filters, T), np.complex64)
             padded[0, :, :filts.shape[1]] = filts
             self._padded_filters = tf.constant(padded)
+            self._filter_groups = [
+                (tf.constant(padded[:, rows]), tf.constant(filts[np.newaxis, rows].astype(np.complex64)))
+                for rows in np.array_split(np.arange(self.n_filters), FILTER_GROUPS)]
 
         if not self.rfft:
             freq_signal = np.fft.fftfreq(padded_len, 1. / sr)
@@ -175,8 +183,9 @@ class CochleagramGraph:
         ``cochleagram_no_compression`` ``[batch, n_filters, T/D, 1]``,
         ``cochleagram_no_compression_scaled`` (when a scale is given) and
         ``cochleagram``. F is ``T/2+1`` on the rFFT path, else the padded length.
-        ``output_only`` (what calling the graph uses) may leave out the frequency-domain
-        stages (``subbands``, ``envelopes_freq``) to run a fused filter + inverse FFT.
+        ``output_only`` (what calling the graph uses) may leave out the stages between
+        ``fft_input`` and ``cochleagram_preRELU`` to run them as a fused filter + inverse
+        FFT in independent groups of filters.
         """
         p = self.params
         T = self.signal_length
@@ -200,25 +209,20 @@ class CochleagramGraph:
         out['fft_input'] = fft_input
 
         fast_rfft = self.fast_gradients and self.rfft and self.params['custom_filts'] is None
-        if fast_rfft and output_only:
-            envelopes_time = filtered_inverse_fft(self._padded_filters, self.filters,
-                                                  fft_input)
+        if fast_rfft and output_only and not p['SMOOTH_ABS']:
+            # Calling the graph: the filter groups run as independent chains (filter, inverse
+            # FFT, modulus, downsampling), which TF schedules on separate cores; TF's CPU FFT
+            # kernel runs one thread however many rows it is given.
+            pieces = []
+            for padded_filters, filters in self._filter_groups:
+                envelopes = filtered_inverse_fft(padded_filters, filters, fft_input)
+                env_abs = tf.expand_dims(complex_modulus(envelopes), 3)
+                pieces.append(self._downsample(env_abs) if self._downsample is not None
+                              else env_abs)
+            pre_relu = pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=1)
         else:
-            envelopes_time = self._analytic_envelopes(fft_input, out, fast_rfft,
-                                                      include_time_subbands)
-        out['envelopes_time'] = envelopes_time
-
-        if p['SMOOTH_ABS']:
-            env_abs = tf.sqrt(1e-10 + tf.square(tf.math.real(envelopes_time))
-                              + tf.square(tf.math.imag(envelopes_time)))
-        elif self.fast_gradients:
-            env_abs = complex_modulus(envelopes_time)
-        else:
-            env_abs = tf.abs(envelopes_time)
-        env_abs = tf.expand_dims(env_abs, 3)
-        out['envelopes_abs'] = env_abs
-
-        pre_relu = self._downsample(env_abs) if self._downsample is not None else env_abs
+            pre_relu = self._envelopes_downsampled(fft_input, out, fast_rfft,
+                                                   include_time_subbands)
         out['cochleagram_preRELU'] = pre_relu
         no_compression = tf.nn.relu(pre_relu)
         out['cochleagram_no_compression'] = no_compression
@@ -231,6 +235,22 @@ class CochleagramGraph:
             coch = self._reshape_kell2018(coch, out)
         out['cochleagram'] = coch
         return out
+
+    def _envelopes_downsampled(self, fft_input, out, fast_rfft, include_time_subbands):
+        """Envelopes and their downsampling, every stage recorded in ``out``."""
+        envelopes_time = self._analytic_envelopes(fft_input, out, fast_rfft,
+                                                  include_time_subbands)
+        out['envelopes_time'] = envelopes_time
+        if self.params['SMOOTH_ABS']:
+            env_abs = tf.sqrt(1e-10 + tf.square(tf.math.real(envelopes_time))
+                              + tf.square(tf.math.imag(envelopes_time)))
+        elif self.fast_gradients:
+            env_abs = complex_modulus(envelopes_time)
+        else:
+            env_abs = tf.abs(envelopes_time)
+        env_abs = tf.expand_dims(env_abs, 3)
+        out['envelopes_abs'] = env_abs
+        return self._downsample(env_abs) if self._downsample is not None else env_abs
 
     def _analytic_envelopes(self, fft_input, out, fast_rfft, include_time_subbands):
         """Subbands, analytic spectra and their inverse FFT, every stage recorded in ``out``."""
