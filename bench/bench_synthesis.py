@@ -23,6 +23,7 @@ The ratio TF2 / TF1 is printed per configuration.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -192,6 +193,21 @@ def _run_child(engine, network, layer, batch, xla, block, repeats, timeout, allo
     return {'error': (proc.stderr.strip().splitlines() or ['no output'])[-1][:300]}
 
 
+def _row(network, layer, batch, xla, alloc, runs):
+    """One table row from ``runs``, a list of (TF2 result, TF1 result or None) per round."""
+    tf2s = [res.get('seconds_per_iteration') for res, _ in runs]
+    tf1s = [(base or {}).get('seconds_per_iteration') for _, base in runs]
+    ratios = [a / b for a, b in zip(tf2s, tf1s) if a and b]
+    errors = [res.get('error') or (base or {}).get('error') for res, base in runs]
+    med = lambda values: float(statistics.median(values)) if values else None  # noqa: E731
+    return dict(network=network, layer=layer, layer_name=runs[0][0].get('layer'), batch=batch,
+                xla=xla, allocator=alloc, tf2=med([v for v in tf2s if v]),
+                tf1=med([v for v in tf1s if v]), ratio=med(ratios), rounds=len(runs),
+                ratios=ratios, peak_mb=max([res.get('peak_memory_mb') or 0 for res, _ in runs]) or None,
+                tf1_peak_mb=max([(base or {}).get('peak_memory_mb') or 0 for _, base in runs]) or None,
+                error=next((e for e in errors if e), None))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--networks', default=','.join(PAPER_NETWORKS))
@@ -204,6 +220,10 @@ def main():
                         "a row run with the same one (default: both when tcmalloc is installed)")
     p.add_argument('--block', type=int, default=5, help='iterations per timed block')
     p.add_argument('--repeats', type=int, default=3, help='timed blocks (median reported)')
+    p.add_argument('--rounds', type=int, default=1,
+                   help='measure each row this many times, alternating TF1 and TF2 processes, and '
+                        'report the medians and the median of the per-round ratios (a shared '
+                        'machine drifts by tens of percent between minutes)')
     p.add_argument('--timeout', type=int, default=1800)
     p.add_argument('--json', default=None, help='append results to this JSON file')
     # child mode
@@ -234,27 +254,25 @@ def main():
         for layer in args.layers.split(','):
             for batch, alloc in [(int(b), a) for b in args.batches.split(',')
                                  for a in args.allocators.split(',')]:
-                base = None
-                if args.baseline == 'on':
-                    base = _run_child('tf1', network, layer, batch, False, args.block, args.repeats,
-                                      args.timeout, alloc)
+                baselines = []
                 for xla in [x == 'on' for x in args.xla.split(',')]:
-                    res = _run_child('tf2', network, layer, batch, xla, args.block, args.repeats,
-                                     args.timeout, alloc)
-                    tf1 = base.get('seconds_per_iteration') if base else None
-                    tf2 = res.get('seconds_per_iteration')
-                    ratio = tf2 / tf1 if tf1 and tf2 else None
-                    row = dict(network=network, layer=layer, layer_name=res.get('layer'), batch=batch,
-                               xla=xla, allocator=alloc, tf2=tf2, tf1=tf1, ratio=ratio,
-                               peak_mb=res.get('peak_memory_mb'),
-                               tf1_peak_mb=(base or {}).get('peak_memory_mb'),
-                               error=res.get('error') or (base or {}).get('error'))
+                    runs = []
+                    for round_index in range(args.rounds):
+                        if args.baseline == 'on' and len(baselines) <= round_index:
+                            baselines.append(_run_child('tf1', network, layer, batch, False, args.block,
+                                                        args.repeats, args.timeout, alloc))
+                        base = baselines[round_index] if baselines else None
+                        runs.append((_run_child('tf2', network, layer, batch, xla, args.block,
+                                                args.repeats, args.timeout, alloc), base))
+                    row = _row(network, layer, batch, xla, alloc, runs)
                     rows.append(row)
                     fmt = lambda v, f: (f % v) if isinstance(v, float) else '-'  # noqa: E731
-                    print('%-30s %-8s %-16s %5d %4s %-8s %10s %10s %7s %9s %s' % (
+                    spread = ('%.3f-%.3f' % (min(row['ratios']), max(row['ratios']))
+                              if len(row['ratios']) > 1 else '')
+                    print('%-30s %-8s %-16s %5d %4s %-8s %10s %10s %7s %9s %s %s' % (
                         network, layer, row['layer_name'] or '?', batch, 'on' if xla else 'off', alloc,
-                        fmt(tf2, '%.4f'), fmt(tf1, '%.4f'), fmt(ratio, '%.3f'),
-                        fmt(row['peak_mb'], '%.0f'), row['error'] or ''), flush=True)
+                        fmt(row['tf2'], '%.4f'), fmt(row['tf1'], '%.4f'), fmt(row['ratio'], '%.3f'),
+                        fmt(row['peak_mb'], '%.0f'), spread, row['error'] or ''), flush=True)
     if args.json:
         old = json.load(open(args.json)) if os.path.exists(args.json) else []
         json.dump(old + rows, open(args.json, 'w'), indent=1)
