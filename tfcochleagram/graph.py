@@ -121,7 +121,8 @@ class CochleagramGraph:
         if self.rfft:
             padded = np.zeros((1, self.n_filters, T), np.complex64)
             padded[0, :, :filts.shape[1]] = filts
-            self._padded_filters = tf.constant(padded)
+            # Kept only as groups (see stages): one full copy besides them would be another
+            # 67 MB per graph for the word networks.
             self._filter_groups = [
                 (tf.constant(padded[:, rows]), tf.constant(filts[np.newaxis, rows].astype(np.complex64)))
                 for rows in np.array_split(np.arange(self.n_filters), FILTER_GROUPS)]
@@ -260,8 +261,9 @@ class CochleagramGraph:
             # Multiplying zero-padded filters by the zero-padded one-row spectrum
             # gives exactly that, without concatenating (and, backwards, slicing)
             # a [batch, n_filters, T] tensor.
+            padded_filters = tf.concat([group for group, _ in self._filter_groups], axis=1)
             envelopes_freq = apply_real_filters(
-                self._padded_filters, tf.pad(fft_input, [[0, 0], [0, 0], [0, T // 2 - 1]]))
+                padded_filters, tf.pad(fft_input, [[0, 0], [0, 0], [0, T // 2 - 1]]))
             subbands = envelopes_freq[:, :, :T // 2 + 1]
         elif self.fast_gradients and self.params['custom_filts'] is None:
             subbands = apply_real_filters(self.filters, fft_input)
