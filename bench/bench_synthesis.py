@@ -43,7 +43,10 @@ def _peak_memory_mb():
     import tensorflow as tf
     gpus = tf.config.list_logical_devices('GPU')
     if gpus:
-        return tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20
+        try:
+            return tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2 ** 20
+        except (ValueError, RuntimeError):  # graph mode without an eager context on this device
+            return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -193,6 +196,25 @@ def _run_child(engine, network, layer, batch, xla, block, repeats, timeout, allo
     return {'error': (proc.stderr.strip().splitlines() or ['no output'])[-1][:300]}
 
 
+def _gpu_names():
+    """', GPU: <names>' from nvidia-smi, or '' on a machine without one."""
+    try:
+        out = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version', '--format=csv,noheader'],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+    return ', GPU: %s' % '; '.join(out.splitlines()) if out else ''
+
+
+def _save_rows(path, previous, rows):
+    """Write ``previous + rows`` to ``path`` atomically after every row, so a long run that is
+    stopped keeps what it measured."""
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(previous + rows, f, indent=1)
+    os.replace(tmp, path)
+
+
 def _row(network, layer, batch, xla, alloc, runs):
     """One table row from ``runs``, a list of (TF2 result, TF1 result or None) per round."""
     tf2s = [res.get('seconds_per_iteration') for res, _ in runs]
@@ -245,9 +267,11 @@ def main():
         args.allocators = 'system,tcmalloc' if find_tcmalloc() else 'system'
     if 'tcmalloc' in args.allocators and not find_tcmalloc():
         p.error('tcmalloc is not installed (apt-get install libtcmalloc-minimal4)')
+    previous = json.load(open(args.json)) if args.json and os.path.exists(args.json) else []
     rows = []
-    print('machine: %s, %d CPU cores, python %s' % (platform.processor() or platform.machine(),
-                                                   os.cpu_count(), platform.python_version()))
+    print('machine: %s, %d CPU cores, python %s%s' % (platform.processor() or platform.machine(),
+                                                     os.cpu_count(), platform.python_version(),
+                                                     _gpu_names()))
     print('%-30s %-8s %-16s %5s %4s %-8s %10s %10s %7s %9s' % (
         'network', 'layer', 'name', 'batch', 'xla', 'malloc', 'tf2 s/it', 'tf1 s/it', 'ratio', 'peak MB'))
     for network in args.networks.split(','):
@@ -273,9 +297,8 @@ def main():
                         network, layer, row['layer_name'] or '?', batch, 'on' if xla else 'off', alloc,
                         fmt(row['tf2'], '%.4f'), fmt(row['tf1'], '%.4f'), fmt(row['ratio'], '%.3f'),
                         fmt(row['peak_mb'], '%.0f'), spread, row['error'] or ''), flush=True)
-    if args.json:
-        old = json.load(open(args.json)) if os.path.exists(args.json) else []
-        json.dump(old + rows, open(args.json, 'w'), indent=1)
+                    if args.json:
+                        _save_rows(args.json, previous, rows)
 
 
 if __name__ == '__main__':

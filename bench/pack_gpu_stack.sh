@@ -1,0 +1,40 @@
+#!/bin/sh
+# Pack the TensorFlow 2.17.1 GPU stack for a device machine that has a GPU and Python 3.12 but no
+# TensorFlow and no network (this workplace's lent H200): the wheels are fetched here, unpacked, trimmed
+# to what a synthesis step loads, and written as xz-compressed tar parts small enough to travel one per
+# device call (PART_SIZE; the repository itself travels with each call). bench/gpu_session.sh unpacks them.
+#
+#   sh bench/pack_gpu_stack.sh          # writes .gpu/part.NN and .gpu/manifest.sha256 (git-ignored)
+#
+# Trimmed: TF's C++ headers; cuDNN's RNN/attention sub-libraries (libcudnn_adv_*: loaded only for RNNs);
+# cuSOLVER and cuSPARSE are replaced by empty libraries with their sonames, because TensorFlow refuses
+# the GPU unless it can dlopen them, but a synthesis step calls neither.
+set -eu
+PART_SIZE=${PART_SIZE:-52M}
+WHEELS=${WHEELS:-.whl}
+SITE=$(mktemp -d)
+mkdir -p "$WHEELS" .gpu
+python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$WHEELS" \
+    tensorflow==2.17.1 nvidia-cudnn-cu12==8.9.7.29 nvidia-cublas-cu12==12.3.4.1 \
+    nvidia-cufft-cu12==11.0.12.1 nvidia-cuda-runtime-cu12==12.3.101 nvidia-cuda-nvcc-cu12==12.3.107 \
+    numpy==1.26.4 keras==3.6.0 namex==0.1.0 optree==0.20.0 ml-dtypes==0.4.1 protobuf==4.25.9 \
+    gast==0.7.0 astunparse==1.6.3 google-pasta==0.2.0 termcolor==3.3.0 tf-slim==1.1.0 tf_keras==2.17.0 \
+    tensorboard==2.17.1
+for w in "$WHEELS"/*.whl; do unzip -q -o "$w" -d "$SITE"; done
+cd "$SITE"
+rm -rf tensorflow/include nvidia/cudnn/lib/libcudnn_adv_* nvidia/*/include nvidia/cublas/lib/libnvblas* \
+    nvidia/cufft/lib/libcufftw* nvidia/cuda_nvcc/nvvm/lib64 nvidia/cuda_nvcc/nvvm/bin \
+    nvidia/cuda_nvcc/bin/nvcc nvidia/cuda_nvcc/bin/cicc
+mkdir -p nvidia/cusolver/lib nvidia/cusparse/lib
+echo 'void model_metamers_gpu_stub(void) {}' > stub.c
+gcc -shared -fPIC -Wl,-soname,libcusolver.so.11 -o nvidia/cusolver/lib/libcusolver.so.11 stub.c
+gcc -shared -fPIC -Wl,-soname,libcusparse.so.12 -o nvidia/cusparse/lib/libcusparse.so.12 stub.c
+rm stub.c
+cd - >/dev/null
+rm -f .gpu/part.* .gpu/manifest.sha256
+tar -C "$SITE" -cf - . | xz -6 -T0 | split -b "$PART_SIZE" -d -a 2 - .gpu/part.
+rm -rf "$SITE"
+(cd .gpu && sha256sum part.* > manifest.sha256)
+ls -l .gpu
