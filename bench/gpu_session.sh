@@ -1,12 +1,12 @@
-#!/bin/sh
+#!/bin/bash
 # The GPU benchmark on a lent device machine whose Python has no TensorFlow.
 #
 # The TensorFlow 2.17.1 GPU stack (TF, cuDNN 8.9, cuBLAS/cuFFT 12, ptxas 12.3, numpy 1.26, keras 3.6,
-# tf-slim, tf-keras) travels as xz-compressed tar parts in .gpu/ (made by bench/pack_gpu_stack.sh, git
-# ignored), unpacked once to /tmp/site. Stages run in order of importance and each starts only when
+# tf-slim, tf-keras, scipy 1.14) travels as xz-compressed tar parts in build/gNN/ (made and carried as
+# bench/pack_gpu_stack.sh says), unpacked once to /tmp/site. Stages run in order of importance and each starts only when
 # the time left (DEADLINE seconds from the start, default 540) allows it; results go to $OUT.
 #
-#   sh bench/gpu_session.sh            # on the device machine, from the repository root
+#   bash bench/gpu_session.sh            # on the device machine, from the repository root
 set -u
 DEADLINE=${DEADLINE:-540}
 OUT=${OUT:-/tmp/gpu_out}
@@ -14,8 +14,10 @@ SITE=/tmp/site
 mkdir -p "$OUT"
 
 if [ ! -f $SITE/.ok ]; then
-    (cd .gpu && sha256sum -c --quiet manifest.sha256) || { echo "GPU stack parts missing or damaged"; ls -l .gpu; exit 3; }
-    mkdir -p $SITE && cat .gpu/part.* | xz -d -T16 | tar -C $SITE -xf - && touch $SITE/.ok || exit 4
+    manifest=$(ls build/g*/manifest.sha256 2>/dev/null | tail -n 1)
+    [ -n "$manifest" ] && (cd build && sed 's#  part\.\([0-9]*\)$#  g\1/part.\1#' "../$manifest" | sha256sum -c --quiet) ||
+        { echo "GPU stack parts missing or damaged: carry every build/gNN folder (bench/pack_gpu_stack.sh)"; ls build; exit 3; }
+    mkdir -p $SITE && cat build/g*/part.* | xz -d -T16 | tar -C $SITE -xf - && touch $SITE/.ok || exit 4
     echo "unpacked in ${SECONDS}s"
 fi
 export PYTHONPATH=$SITE PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=1
@@ -43,9 +45,11 @@ print('fft', float(tf.reduce_sum(tf.abs(tf.signal.fft(tf.complex(x[..., 0], 0.0)
 print('xla', float(tf.function(lambda a: tf.reduce_sum(tf.abs(a)), jit_compile=True)(x)))
 EOF
 
+# Fidelity first: the cochleagram against the original's arrays, the custom layers against TF's ops.
+stage tests_gpu 120 python3 -m pytest -q --tb=line -p no:cacheprovider tests/test_tfcochleagram.py \
+    tests/test_layers.py tests/test_precision.py
 B="python3 bench/bench_synthesis.py --allocators=system --block=20 --repeats=5 --json=$OUT/gpu.json"
 stage bench_reduced 150 $B --networks=word_reduced_aliasing --layers=shallow,deep --batches=1,8 --xla=off
-stage tests_gpu 120 python3 -m pytest -q -p no:cacheprovider tests/test_tfcochleagram.py tests/test_layers.py
 stage bench_others 120 $B --networks=word_aliased,vgg_19,resnet_v2_101,inception_v3 --layers=deep --batches=1,8 --xla=off
 stage bench_xla 60 $B --networks=word_reduced_aliasing --layers=deep --batches=1,8 --xla=on --baseline=off
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv > "$OUT/gpu.txt"

@@ -2,7 +2,9 @@
 
 import tensorflow as tf
 
-from model_metamers import networks, precision
+import tfcochleagram
+from model_metamers import networks
+from tfcochleagram import precision
 
 
 def test_building_a_network_turns_tf32_off(monkeypatch):
@@ -10,6 +12,16 @@ def test_building_a_network_turns_tf32_off(monkeypatch):
     tf.config.experimental.enable_tensor_float_32_execution(True)
     try:
         networks.build('kws_2d', weights='random')
+        assert not tf.config.experimental.tensor_float_32_execution_enabled()
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def test_a_cochleagram_graph_turns_tf32_off(monkeypatch):
+    monkeypatch.delenv(precision.ENV_SWITCH, raising=False)
+    tf.config.experimental.enable_tensor_float_32_execution(True)
+    try:
+        tfcochleagram.CochleagramGraph(2000, 20000, **tfcochleagram.WORD_CONFIG)
         assert not tf.config.experimental.tensor_float_32_execution_enabled()
     finally:
         tf.config.experimental.enable_tensor_float_32_execution(False)

@@ -94,7 +94,7 @@ def build(name, weights='random', seed=0, **kwargs):
     Returns:
       A :class:`MetamerNetwork`.
     """
-    from model_metamers.precision import use_full_float32
+    from tfcochleagram.precision import use_full_float32
     use_full_float32()  # TensorFloat-32 on Ampere+ GPUs would change every activation by ~1e-3
     return get_builder(name)(weights=weights, seed=seed, **kwargs)
 
