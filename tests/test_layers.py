@@ -124,7 +124,12 @@ def test_single_channel_conv2d_equals_tf_conv_and_its_gradients(x_shape, k_shape
     ours = _conv_and_grads(single_channel_conv2d, x, kernel, r)
     tfs = _conv_and_grads(lambda a, b: tf.nn.conv2d(a, b, 1, 'SAME'), x, kernel, r)
     np.testing.assert_array_equal(ours[0], tfs[0])  # the same forward op
-    np.testing.assert_array_equal(ours[2], tfs[2])  # the kernel gradient is TF's own
+    if tf.config.list_logical_devices('GPU'):
+        # The kernel gradient is TF's own op, but cuDNN may pick another algorithm per call
+        # (seen on an H200: 8e-7 relative apart).
+        np.testing.assert_allclose(ours[2], tfs[2], rtol=1e-5, atol=1e-5 * np.abs(tfs[2]).max())
+    else:
+        np.testing.assert_array_equal(ours[2], tfs[2])  # the kernel gradient is TF's own
     # The input gradient against float64 (TF's own float32 one is further from it).
     with tf.GradientTape() as tape:
         x64 = tf.cast(x, tf.float64)
