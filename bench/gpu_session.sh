@@ -49,8 +49,10 @@ EOF
 stage tests_gpu 120 python3 -m pytest -q --tb=line -p no:cacheprovider tests/test_tfcochleagram.py \
     tests/test_layers.py tests/test_precision.py
 B="python3 bench/bench_synthesis.py --allocators=system --block=20 --repeats=5 --json=$OUT/gpu.json"
-stage bench_reduced 150 $B --networks=word_reduced_aliasing --layers=shallow,deep --batches=1,8 --xla=off
+# What the 2026-11-29 lease did not reach first (it measured word_reduced_aliasing at batch 1 and 8 and
+# word_aliased at batch 1: bench/results/gpu_h200_b1_b8_v1.json), then that again.
 stage bench_others 120 $B --networks=word_aliased,vgg_19,resnet_v2_101,inception_v3 --layers=deep --batches=1,8 --xla=off
 stage bench_xla 60 $B --networks=word_reduced_aliasing --layers=deep --batches=1,8 --xla=on --baseline=off
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv > "$OUT/gpu.txt"
+stage bench_reduced 150 $B --networks=word_reduced_aliasing --layers=shallow,deep --batches=1,8 --xla=off
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
 echo "done in ${SECONDS}s"

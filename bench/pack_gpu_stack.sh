@@ -11,7 +11,8 @@
 # warm device machine between calls, while paths ignored only by .git/info/exclude are removed.
 # Carry one part folder per call (carry=["build/g00"], then "build/g01", ...; each call takes ~7 s
 # and the machine goes back after 30 s idle), then run bench/gpu_session.sh with the last one.
-# 2026-11-29: 18 parts of 53 MiB (950 MiB from 3 GB unpacked).
+# 2026-11-29: 19 parts of 53 MiB (976 MiB from 3 GB unpacked), ~20 min of xz on 2 cores; unpacking
+# them takes 43 s on 2 cores (checked here with DEADLINE=0, which skips every stage).
 #
 # Trimmed: TF's C++ headers; cuDNN's RNN/attention sub-libraries (libcudnn_adv_*: loaded only for RNNs);
 # cuSOLVER and cuSPARSE are replaced by empty libraries with their sonames, because TensorFlow refuses
