@@ -1,5 +1,6 @@
-"""TensorFloat-32 stays off for networks built here (GPU fidelity to the original)."""
+"""TensorFloat-32 stays off for networks and cochleagrams built here (GPU fidelity to the original)."""
 
+import pytest
 import tensorflow as tf
 
 import tfcochleagram
@@ -7,21 +8,23 @@ from model_metamers import networks
 from tfcochleagram import precision
 
 
-def test_building_a_network_turns_tf32_off(monkeypatch):
+def _build_through_registry(monkeypatch):
+    # A builder that does nothing itself: only networks.build() can switch TF32 off (every
+    # real audio network would also do it through its CochleagramGraph).
+    monkeypatch.setattr(networks, 'get_builder', lambda name: lambda **kwargs: None)
+    networks.build('vgg_19', weights='random')
+
+
+def _build_cochleagram(monkeypatch):
+    tfcochleagram.CochleagramGraph(2000, 20000, **tfcochleagram.WORD_CONFIG)
+
+
+@pytest.mark.parametrize('build', [_build_through_registry, _build_cochleagram])
+def test_building_turns_tf32_off(build, monkeypatch):
     monkeypatch.delenv(precision.ENV_SWITCH, raising=False)
     tf.config.experimental.enable_tensor_float_32_execution(True)
     try:
-        networks.build('kws_2d', weights='random')
-        assert not tf.config.experimental.tensor_float_32_execution_enabled()
-    finally:
-        tf.config.experimental.enable_tensor_float_32_execution(False)
-
-
-def test_a_cochleagram_graph_turns_tf32_off(monkeypatch):
-    monkeypatch.delenv(precision.ENV_SWITCH, raising=False)
-    tf.config.experimental.enable_tensor_float_32_execution(True)
-    try:
-        tfcochleagram.CochleagramGraph(2000, 20000, **tfcochleagram.WORD_CONFIG)
+        build(monkeypatch)
         assert not tf.config.experimental.tensor_float_32_execution_enabled()
     finally:
         tf.config.experimental.enable_tensor_float_32_execution(False)
