@@ -381,6 +381,23 @@ def test_bad_options_are_clear_errors():
         build('word_reduced_aliasing', hanning_normalize='yes')
     with pytest.raises(CheckpointError, match='no weights at'):
         build('word_aliased', weights='/nonexistent/model.ckpt')
+    with pytest.raises(AudioNetworkOptionError, match='envelope_impl must be one of'):
+        build('word_aliased', envelope_impl='fast')
+
+
+def test_envelope_impl_option_reaches_the_cochleagram(random_nets, waveforms):
+    """``envelope_impl='full'`` gives the network the original's inverse FFTs; the default
+    banded envelopes give the same network output to float32 round-off."""
+    default = random_nets('word_reduced_aliasing')
+    full = build('word_reduced_aliasing', 'random', seed=0, envelope_impl='full')
+    graphs = [net.model.get_layer('cochleagram').graph for net in (default, full)]
+    assert graphs[0]._banded is not None and graphs[1]._banded is None
+    assert default.info['envelope_impl'] == 'banded' and full.info['envelope_impl'] == 'full'
+    outputs = [net.model(waveforms[:1], training=False) for net in (default, full)]
+    for stage in ('cochleagram', 'logits'):
+        a, b = outputs[0][stage].numpy(), outputs[1][stage].numpy()
+        assert not np.array_equal(a, b)  # two computations, not one
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max())
 
 
 def test_convert_cli_reports_one_line_errors(tmp_path):

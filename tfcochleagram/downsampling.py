@@ -97,9 +97,23 @@ class BlockedDownsampler:
         # and its input gradient (Conv2DBackpropInput).
         partial = tf.reshape(tf.matmul(tf.reshape(x, [-1, self.stride]), self.kernel),
                              [-1, self.signal_blocks, self.n_blocks])
-        partial = tf.pad(partial, [[0, 0], [self.lead_blocks, self.trail_blocks], [0, 0]])
-        y = _shifted_diagonal_sum(partial, self.out_len)
+        y = self._sum_block_products(partial)
         return tf.reshape(y, [shape[0], n_filters, self.out_len, 1])
+
+    def from_blocks(self, blocks):
+        """``[rows, stride, T / stride]`` (column ``j``: samples ``stride*j ..`` in order)
+        -> ``[rows, ceil(T/stride)]``; needs ``T`` a multiple of the stride."""
+        if self.tail:
+            raise ValueError('from_blocks needs the signal length to be a multiple of %d'
+                             % self.stride)
+        # [n_blocks, stride] x [rows, stride, blocks]: the blocks stay columns, as the
+        # banded envelopes deliver them; the product is small enough to transpose.
+        partial = tf.transpose(tf.matmul(self.kernel, blocks, transpose_a=True), [0, 2, 1])
+        return self._sum_block_products(partial)
+
+    def _sum_block_products(self, partial):
+        partial = tf.pad(partial, [[0, 0], [self.lead_blocks, self.trail_blocks], [0, 0]])
+        return _shifted_diagonal_sum(partial, self.out_len)
 
 
 def _shifted_diagonal_sum(partial, out_len):

@@ -286,12 +286,13 @@ def _pool(x, stages, name, stride, pool_size, architecture, normalize):
     return stages[name]
 
 
-def _body(waveform, architecture, options, init):
+def _body(waveform, architecture, options, init, envelope_impl='banded'):
     """Stages from the waveform to ``fc_intermediate`` (see the module docstring)."""
     stages = collections.OrderedDict()
     normalize = options['hanning_normalize']
     x = stages['cochleagram'] = tfcochleagram.Cochleagram(
-        SAMPLE_RATE, name='cochleagram', **tfcochleagram.WORD_CONFIG)(waveform)
+        SAMPLE_RATE, name='cochleagram', envelope_impl=envelope_impl,
+        **tfcochleagram.WORD_CONFIG)(waveform)
 
     x = _batch_norm(x, stages, 0)
     if architecture == 'aliased':
@@ -345,7 +346,7 @@ RELU_STAGES = {name: [name + '_pre_relu']
 
 # ------------------------------------------------------------------ builders
 def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
-                        avgpool_padding=None, name_map=None):
+                        avgpool_padding=None, name_map=None, envelope_impl='banded'):
     """Build one of :data:`VARIANTS` as a :class:`MetamerNetwork`.
 
     Args:
@@ -363,6 +364,9 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
         rows (23040 -> SAME, 14336 -> VALID), ``'SAME'`` for random weights.
       name_map: overrides of the TF1 name map (dict or JSON path, see
         :mod:`model_metamers.networks.tf1_audio_names`); used for TF1 checkpoints.
+      envelope_impl: the cochleagram's ``envelope_impl``: ``'banded'`` (faster) or
+        ``'full'`` (the original's inverse FFTs and their round-off as well); see
+        :class:`tfcochleagram.CochleagramGraph`.
 
     Raises :class:`CheckpointError` when the weights are missing or do not fit
     (listing expected and available variable names), :class:`NameMapError`
@@ -378,11 +382,16 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
 
     init = _Initialisers(seed, random=(kind == 'random'))
     waveform = keras.Input(shape=(SIGNAL_LENGTH,), name='waveform')
-    stages = _heads(_body(waveform, variant.architecture, options, init), variant.tasks, init)
+    if envelope_impl not in tfcochleagram.ENVELOPE_IMPLS:
+        raise AudioNetworkOptionError('envelope_impl must be one of %s, got %r'
+                                      % (', '.join(tfcochleagram.ENVELOPE_IMPLS),
+                                         envelope_impl))
+    stages = _heads(_body(waveform, variant.architecture, options, init, envelope_impl),
+                    variant.tasks, init)
 
     info = {'architecture': variant.architecture, 'tasks': list(variant.tasks),
             'description': variant.description, 'weights': kind if kind == 'random' else path,
-            'build_options': dict(options),
+            'build_options': dict(options), 'envelope_impl': envelope_impl,
             'task_keys': {t: tf1_audio_names.TASK_KEYS[t] for t in variant.tasks}}
     if kind == 'random':
         info['seed'] = int(seed)
