@@ -82,11 +82,13 @@ def _time_blocks(run_block, block, repeats, warmup):
     return float(np.median(times))
 
 
-def measure_tf2(network, layer, batch, xla, block, repeats):
+def measure_tf2(network, layer, batch, xla, block, repeats, envelope_impl='banded'):
     from model_metamers import networks
     from model_metamers.synthesis import MetamerSynthesizer
 
-    net = networks.build(network, weights='random')
+    # Only the paper's audio networks take the option; the default needs no keyword.
+    options = {} if envelope_impl == 'banded' else {'envelope_impl': envelope_impl}
+    net = networks.build(network, weights='random', **options)
     layer = {'shallow': _layers(net)[0], 'deep': _layers(net)[1]}.get(layer, layer)
     synth = MetamerSynthesizer(net, _natural(net, batch), layer, jit_compile=xla)
 
@@ -168,7 +170,8 @@ def measure_tf1(network, layer, batch, block, repeats):
 
 def _child(args):
     if args.engine == 'tf2':
-        out = measure_tf2(args.network, args.layer, args.batch, args.xla, args.block, args.repeats)
+        out = measure_tf2(args.network, args.layer, args.batch, args.xla, args.block, args.repeats,
+                          args.envelope_impl)
     else:
         out = measure_tf1(args.network, args.layer, args.batch, args.block, args.repeats)
     print('RESULT ' + json.dumps(out))
@@ -184,9 +187,11 @@ def _child_env(allocator):
     return env
 
 
-def _run_child(engine, network, layer, batch, xla, block, repeats, timeout, allocator='system'):
+def _run_child(engine, network, layer, batch, xla, block, repeats, timeout, allocator='system',
+               envelope_impl='banded'):
     cmd = [sys.executable, os.path.abspath(__file__), '--child', '--engine', engine, '--network', network,
-           '--layer', layer, '--batch', str(batch), '--block', str(block), '--repeats', str(repeats)]
+           '--layer', layer, '--batch', str(batch), '--block', str(block), '--repeats', str(repeats),
+           '--envelope_impl', envelope_impl]
     if xla:
         cmd.append('--child_xla')
     try:
@@ -219,7 +224,7 @@ def _save_rows(path, previous, rows):
     os.replace(tmp, path)
 
 
-def _row(network, layer, batch, xla, alloc, runs):
+def _row(network, layer, batch, xla, alloc, runs, envelope_impl='banded'):
     """One table row from ``runs``, a list of (TF2 result, TF1 result or None) per round."""
     tf2s = [res.get('seconds_per_iteration') for res, _ in runs]
     tf1s = [(base or {}).get('seconds_per_iteration') for _, base in runs]
@@ -227,7 +232,7 @@ def _row(network, layer, batch, xla, alloc, runs):
     errors = [res.get('error') or (base or {}).get('error') for res, base in runs]
     med = lambda values: float(statistics.median(values)) if values else None  # noqa: E731
     return dict(network=network, layer=layer, layer_name=runs[0][0].get('layer'), batch=batch,
-                xla=xla, allocator=alloc, tf2=med([v for v in tf2s if v]),
+                xla=xla, allocator=alloc, envelope_impl=envelope_impl, tf2=med([v for v in tf2s if v]),
                 tf1=med([v for v in tf1s if v]), ratio=med(ratios), rounds=len(runs),
                 ratios=ratios, peak_mb=max([res.get('peak_memory_mb') or 0 for res, _ in runs]) or None,
                 tf1_peak_mb=max([(base or {}).get('peak_memory_mb') or 0 for _, base in runs]) or None,
@@ -242,6 +247,9 @@ def main():
     p.add_argument('--batches', default='1,8')
     p.add_argument('--xla', default='off,on')
     p.add_argument('--baseline', default='on', help="'off' skips the TF1 loop")
+    p.add_argument('--envelope_impls', default='banded',
+                   help="the cochleagram's envelope_impl for the TF2 engine: 'banded' (default), 'full' "
+                        "or both comma-separated (paper audio networks; the TF1 loop is measured once)")
     p.add_argument('--allocators', default=None,
                    help="'system' (glibc malloc), 'tcmalloc' or both comma-separated; both engines of "
                         "a row run with the same one (default: both when tcmalloc is installed)")
@@ -260,6 +268,7 @@ def main():
     p.add_argument('--layer', default=None, help=argparse.SUPPRESS)
     p.add_argument('--batch', type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument('--child_xla', action='store_true', help=argparse.SUPPRESS)
+    p.add_argument('--envelope_impl', default='banded', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         args.xla = args.child_xla
@@ -280,14 +289,16 @@ def main():
     print('machine: %s, %d CPU cores, python %s%s' % (platform.processor() or platform.machine(),
                                                      os.cpu_count(), platform.python_version(),
                                                      _gpu_names()))
-    print('%-30s %-8s %-16s %5s %4s %-8s %10s %10s %7s %9s' % (
-        'network', 'layer', 'name', 'batch', 'xla', 'malloc', 'tf2 s/it', 'tf1 s/it', 'ratio', 'peak MB'))
+    print('%-30s %-8s %-16s %5s %4s %-8s %-6s %10s %10s %7s %9s' % (
+        'network', 'layer', 'name', 'batch', 'xla', 'malloc', 'envel.', 'tf2 s/it', 'tf1 s/it', 'ratio',
+        'peak MB'))
     for network in args.networks.split(','):
         for layer in args.layers.split(','):
             for batch, alloc in [(int(b), a) for b in args.batches.split(',')
                                  for a in args.allocators.split(',')]:
                 baselines = []
-                for xla in [x == 'on' for x in args.xla.split(',')]:
+                for xla, envelopes in [(x == 'on', e) for x in args.xla.split(',')
+                                       for e in args.envelope_impls.split(',')]:
                     runs = []
                     for round_index in range(args.rounds):
                         if (args.baseline == 'on' and network in PAPER_NETWORKS
@@ -296,14 +307,15 @@ def main():
                                                         args.repeats, args.timeout, alloc))
                         base = baselines[round_index] if baselines else None
                         runs.append((_run_child('tf2', network, layer, batch, xla, args.block,
-                                                args.repeats, args.timeout, alloc), base))
-                    row = _row(network, layer, batch, xla, alloc, runs)
+                                                args.repeats, args.timeout, alloc, envelopes), base))
+                    row = _row(network, layer, batch, xla, alloc, runs, envelopes)
                     rows.append(row)
                     fmt = lambda v, f: (f % v) if isinstance(v, float) else '-'  # noqa: E731
                     spread = ('%.3f-%.3f' % (min(row['ratios']), max(row['ratios']))
                               if len(row['ratios']) > 1 else '')
-                    print('%-30s %-8s %-16s %5d %4s %-8s %10s %10s %7s %9s %s %s' % (
+                    print('%-30s %-8s %-16s %5d %4s %-8s %-6s %10s %10s %7s %9s %s %s' % (
                         network, layer, row['layer_name'] or '?', batch, 'on' if xla else 'off', alloc,
+                        envelopes,
                         fmt(row['tf2'], '%.4f'), fmt(row['tf1'], '%.4f'), fmt(row['ratio'], '%.3f'),
                         fmt(row['peak_mb'], '%.0f'), spread, row['error'] or ''), flush=True)
                     if args.json:
