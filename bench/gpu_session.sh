@@ -51,6 +51,10 @@ stage tests_gpu 120 python3 -m pytest -q --tb=line -p no:cacheprovider tests/tes
 B="python3 bench/bench_synthesis.py --allocators=system --block=20 --repeats=5 --json=$OUT/gpu.json"
 # What the 2026-11-29 lease did not reach first (it measured word_reduced_aliasing at batch 1 and 8 and
 # word_aliased at batch 1: bench/results/gpu_h200_b1_b8_v1.json), then that again.
+# The banded cochleagram envelopes (2026-11-30, measured on CPU only): do they change the batch-8
+# throughput on a GPU, where the front end is bound by memory traffic? TF2 engine alone, both ways.
+stage bench_envelopes 90 $B --networks=word_reduced_aliasing --layers=deep --batches=1,8 --xla=off \
+    --baseline=off --envelope_impls=banded,full
 stage bench_others 120 $B --networks=word_aliased,vgg_19,resnet_v2_101,inception_v3 --layers=deep --batches=1,8 --xla=off
 stage bench_xla 60 $B --networks=word_reduced_aliasing --layers=deep --batches=1,8 --xla=on --baseline=off
 stage bench_reduced 150 $B --networks=word_reduced_aliasing --layers=shallow,deep --batches=1,8 --xla=off
