@@ -456,3 +456,23 @@ def test_banded_rfft_graph_equals_full_on_another_configuration():
 def test_envelope_impl_is_checked():
     with pytest.raises(ValueError, match='envelope_impl must be one of'):
         CochleagramGraph(40000, 20000, envelope_impl='fast', **tc.WORD_CONFIG)
+
+
+def test_banded_kernels_are_traced_once(reference_word):
+    """The compiled kernels of the banded envelopes serve every chain, graph, batch size and
+    calling context with one trace each (so no TF retracing warnings in a user's log, and no
+    retracing cost per chain); XLA compiles per shape underneath."""
+    from tfcochleagram import banded
+    graph = CochleagramGraph(40000, 20000, **tc.WORD_CONFIG)
+    other = CochleagramGraph(40000, 20000, **tc.WORD_CONFIG)
+    x = tf.constant(np.concatenate([reference_word['speech_waveform'],
+                                    reference_word['pink_waveform']]))
+    graph(x[:1])
+    tf.function(lambda v: other(v))(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(graph(x))
+    tape.gradient(loss, x)
+    assert len(graph._banded.chains) > 1
+    for kernel in (banded._twiddled_bands, banded._blocked_abs, banded._blocked_abs_grad):
+        assert kernel.experimental_get_tracing_count() == 1

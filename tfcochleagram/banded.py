@@ -21,8 +21,6 @@ their ``[M, L]`` order after one reordering inside each block (none when
 ``M = D``), without an interleave back to time order.
 """
 
-import functools
-
 import numpy as np
 import tensorflow as tf
 
@@ -108,7 +106,7 @@ class BandedEnvelopes:
             # Backwards: TF's gradient of ifft_L is fft_L(g) / L, that of the product the
             # conjugate twiddle.
             twiddle_adjoint=tf.constant((np.conj(twiddle) / L).astype(np.complex64)),
-            ops=_chain_ops(len(rows), M, L, self.block // M))
+            steps_per_block=tf.constant(self.block // M, tf.int32))
 
     def analytic(self, spectrum, chain):
         """``spectrum`` ``[batch, 1, F]`` complex64 -> ``[batch, n_chain, M, L]`` complex64:
@@ -119,8 +117,8 @@ class BandedEnvelopes:
 
         @tf.custom_gradient
         def subbands(spectrum):
-            z = tf.signal.ifft(c['ops'][0](spectrum, c['index'], c['band'],
-                                            c['twiddle_real'], c['twiddle_imag']))
+            z = tf.signal.ifft(_twiddled_bands(spectrum, c['index'], c['band'],
+                                               c['twiddle_real'], c['twiddle_imag']))
 
             def grad(g):
                 batch = tf.shape(g)[0]
@@ -143,7 +141,8 @@ class BandedEnvelopes:
         """``spectrum`` ``[batch, 1, F]`` -> the envelope moduli of chain ``chain`` as
         ``[batch * n_chain, D, T / D]``: column ``j`` holds samples ``D j .. D j + D - 1``
         in time order, as :meth:`BlockedDownsampler.from_blocks` reads them."""
-        return _blocked_modulus(self.analytic(spectrum, chain), self._constants[chain]['ops'][1])
+        return _blocked_modulus(self.analytic(spectrum, chain),
+                                self._constants[chain]['steps_per_block'])
 
     def restore_order(self, rows_in_chain_order):
         """``[batch, n_filters, ...]`` in chain order -> filter order."""
@@ -155,17 +154,12 @@ class BandedEnvelopes:
 # One pass writing [batch, n, M, L] complex values. XLA fuses the gather, the filter and the
 # twiddle into it; written in real arithmetic, which XLA's CPU backend vectorises (its complex
 # products it does not): 2.2 vs 3.3 ms for the largest chain of the word networks, against
-# 5 ms for TF's broadcasting complex Mul.
-@functools.lru_cache(maxsize=None)
-def _chain_ops(n_rows, M, L, R):
-    """The compiled product and modulus of a chain of ``n_rows`` filters: one set per chain
-    shape, shared by every graph of the same configuration (XLA compiles each once per batch
-    size; one function for all chains would be retraced for every chain)."""
-    del n_rows, M, L  # the key; the functions take the shapes from their inputs
-    return (tf.function(_twiddled_bands, jit_compile=True, reduce_retracing=True),
-            _blocked_modulus_ops(R))
-
-
+# 5 ms for TF's broadcasting complex Mul. The signatures of the compiled functions leave every
+# dimension open, so each is traced once for all chains and graphs (XLA compiles once per shape).
+@tf.function(jit_compile=True, input_signature=[
+    tf.TensorSpec([None, 1, None], tf.complex64), tf.TensorSpec([None, None], tf.int32),
+    tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None, None], tf.float32),
+    tf.TensorSpec([None, None], tf.float32)])
 def _twiddled_bands(spectrum, index, band, twiddle_real, twiddle_imag):
     bands = tf.gather(spectrum[:, 0, :], index, axis=1)
     re = (tf.math.real(bands) * band)[:, :, None, :]
@@ -178,37 +172,38 @@ def _band_adjoint(spectra, twiddle_adjoint, band):
     return tf.reduce_sum(spectra * twiddle_adjoint, axis=2) * band
 
 
-def _blocked_modulus(z, ops):
+def _blocked_modulus(z, R):
     """``|z|`` of ``[batch, n, M, L]`` subbands, reordered to ``[batch * n, M * R, L / R]``.
 
-    Within block ``j`` (``R`` steps of ``t``), sample ``D j + M r + s`` sits at
-    ``z[..., s, R j + r]``; time order is ``(r, s)``. XLA fuses the modulus and the
+    Within block ``j`` (``R`` steps of ``t``, an int32 scalar), sample ``D j + M r + s`` sits
+    at ``z[..., s, R j + r]``; time order is ``(r, s)``. XLA fuses the modulus and the
     reordering (and, backwards, the reordering and the modulus gradient of
     ``graph.complex_modulus``) into one pass each.
     """
-    forward, backward = ops
-
     @tf.custom_gradient
     def modulus(z):
-        return forward(z), lambda g: backward(g, z)
+        return _blocked_abs(z, R), lambda g: _blocked_abs_grad(g, z, R)
 
     return modulus(z)
 
 
-def _blocked_modulus_ops(R):
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def forward(z):
-        shape = tf.shape(z)
-        m = tf.reshape(tf.abs(z), [-1, shape[2], shape[3] // R, R])
-        return tf.reshape(tf.transpose(m, [0, 3, 1, 2]), [-1, shape[2] * R, shape[3] // R])
+_SUBBANDS = tf.TensorSpec([None, None, None, None], tf.complex64)
+_STEPS = tf.TensorSpec([], tf.int32)  # R: XLA compiles for its value
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def backward(g, z):
-        shape = tf.shape(z)
-        g = tf.reshape(g, [-1, R, shape[2], shape[3] // R])
-        g = tf.reshape(tf.transpose(g, [0, 2, 3, 1]), shape)
-        # The same operations per element as graph.complex_modulus's gradient.
-        scale = tf.math.divide_no_nan(g, tf.abs(z))
-        return tf.complex(scale * tf.math.real(z), scale * tf.math.imag(z))
 
-    return forward, backward
+@tf.function(jit_compile=True, input_signature=[_SUBBANDS, _STEPS])
+def _blocked_abs(z, R):
+    shape = tf.shape(z)
+    m = tf.reshape(tf.abs(z), [-1, shape[2], shape[3] // R, R])
+    return tf.reshape(tf.transpose(m, [0, 3, 1, 2]), [-1, shape[2] * R, shape[3] // R])
+
+
+@tf.function(jit_compile=True,
+             input_signature=[tf.TensorSpec([None, None, None], tf.float32), _SUBBANDS, _STEPS])
+def _blocked_abs_grad(g, z, R):
+    shape = tf.shape(z)
+    g = tf.reshape(g, [-1, R, shape[2], shape[3] // R])
+    g = tf.reshape(tf.transpose(g, [0, 2, 3, 1]), shape)
+    # The same operations per element as graph.complex_modulus's gradient.
+    scale = tf.math.divide_no_nan(g, tf.abs(z))
+    return tf.complex(scale * tf.math.real(z), scale * tf.math.imag(z))
