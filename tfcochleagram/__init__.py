@@ -18,8 +18,8 @@ from tfcochleagram.graph import (DEFAULTS, ENVELOPE_IMPLS, STAGES, WORD_CONFIG, 
 from tfcochleagram.layer import Cochleagram
 
 __all__ = [
-    'COMPRESSIONS', 'DEFAULTS', 'ENVELOPE_IMPLS', 'STAGES', 'WORD_CONFIG', 'WORD_SIGNAL_LENGTH', 'WORD_SR',
-    'Cochleagram', 'CochleagramGraph', 'clipped_point3', 'cochleagram', 'cochleagram_stages',
+    'COMPRESSIONS', 'DEFAULTS', 'ENVELOPE_IMPLS', 'STAGES', 'WORD_CONFIG', 'WORD_SIGNAL_LENGTH',
+    'WORD_SR', 'Cochleagram', 'CochleagramGraph', 'clipped_point3', 'cochleagram', 'cochleagram_stages',
     'erb2freq', 'freq2erb', 'make_downsample_filter', 'make_erb_cos_filters_nx',
     'make_full_filter_set', 'num_filters',
 ]

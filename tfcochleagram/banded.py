@@ -96,7 +96,6 @@ class BandedEnvelopes:
         phase = (np.arange(M)[:, None] * q[None, :]) % T
         twiddle = np.exp(2j * np.pi * phase / T) / M
         return dict(
-            L=L, M=M, R=self.block // M,
             index=tf.constant(index.astype(np.int32)),
             flat_index=tf.constant(index.reshape(-1).astype(np.int32)),
             band=tf.constant(band.astype(np.float32)),
