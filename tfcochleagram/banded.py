@@ -97,7 +97,6 @@ class BandedEnvelopes:
         twiddle = np.exp(2j * np.pi * phase / T) / M
         return dict(
             index=tf.constant(index.astype(np.int32)),
-            flat_index=tf.constant(index.reshape(-1).astype(np.int32)),
             band=tf.constant(band.astype(np.float32)),
             band_complex=tf.constant(band.astype(np.complex64)),
             twiddle_real=tf.constant(twiddle.real.astype(np.float32)),
@@ -128,7 +127,7 @@ class BandedEnvelopes:
                 # arithmetic, which every device's segment sum supports).
                 def scatter(part):
                     return tf.transpose(tf.math.unsorted_segment_sum(
-                        tf.transpose(part), c['flat_index'], n_bins))
+                        tf.transpose(part), tf.reshape(c['index'], [-1]), n_bins))
                 return tf.complex(scatter(tf.math.real(per_bin)),
                                   scatter(tf.math.imag(per_bin)))[:, None, :]
 
