@@ -330,6 +330,23 @@ def test_blocked_downsampler_from_blocks_equals_call(length, stride, n_taps):
         BlockedDownsampler(length + 1, taps, stride).from_blocks(x)
 
 
+def test_full_length_filters_are_built_only_when_read(reference_word):
+    # A called graph with banded envelopes never needs the full-length filter tensors
+    # (~100 MB for the word networks); the stages, which do, build them on first read, also
+    # when that read happens inside a trace.
+    x = tf.constant(reference_word['pink_waveform'])
+    graph = CochleagramGraph(40000, 20000, **tc.WORD_CONFIG)
+    graph(x)
+    assert graph._filters is None and graph._groups is None
+    traced = tf.function(lambda v: graph.stages(v, include_time_subbands=False)['subbands'])(x)
+    assert graph._groups is not None
+    padded, _ = graph._filter_groups[0]
+    assert padded.shape[2] == 40000 and np.abs(padded.numpy()).max() > 0  # eager, not symbolic
+    eager = graph.stages(x, include_time_subbands=False)['subbands']
+    np.testing.assert_array_equal(traced.numpy(), eager.numpy())
+    np.testing.assert_array_equal(np.real(graph.filters.numpy())[0], reference_word['filts_tensor'][0])
+
+
 def test_filter_groups_change_no_forward_value(reference_word, monkeypatch):
     import tfcochleagram.graph as graph_module
     x = tf.constant(reference_word['pink_waveform'])

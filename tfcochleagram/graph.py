@@ -134,16 +134,10 @@ class CochleagramGraph:
         if self.rfft:
             filts = filts[:, :T // 2 + 1]
         self.n_filters = filts.shape[0]
-        # Complex64 like the original: a zero imaginary part keeps the products exact.
-        self.filters = tf.constant(filts[np.newaxis].astype(np.complex64))
-        if self.rfft:
-            padded = np.zeros((1, self.n_filters, T), np.complex64)
-            padded[0, :, :filts.shape[1]] = filts
-            # Kept only as groups (see stages): one full copy besides them would be another
-            # 67 MB per graph for the word networks.
-            self._filter_groups = [
-                (tf.constant(padded[:, rows]), tf.constant(filts[np.newaxis, rows].astype(np.complex64)))
-                for rows in np.array_split(np.arange(self.n_filters), FILTER_GROUPS)]
+        # The full-length filter tensors (complex64, 34 + 67 MB for the word networks) are
+        # built on first use: a called graph with banded envelopes never reads them.
+        self._filts = filts.astype(np.float32)
+        self._filters = self._groups = None
 
         if not self.rfft:
             freq_signal = np.fft.fftfreq(padded_len, 1. / sr)
@@ -171,6 +165,31 @@ class CochleagramGraph:
                 and p['downsample_impl'] == 'blocked' and self.downsample_factor > 1
                 and T % self.downsample_factor == 0):
             self._banded = BandedEnvelopes(filts, T, self.downsample_factor)
+
+    @property
+    def filters(self):
+        """``[1, n_filters, F]`` complex64 filterbank (a zero imaginary part, like the
+        original's, keeps the products exact); F as in :meth:`stages`."""
+        if self._filters is None:
+            with tf.init_scope():  # an eager constant even when first read inside a trace
+                self._filters = tf.constant(self._filts[np.newaxis].astype(np.complex64))
+        return self._filters
+
+    @property
+    def _filter_groups(self):
+        """rFFT path: ``[(padded, filters)]`` per group of filters, ``padded`` zero-extended
+        to the full length T. Only groups are kept: one full copy besides them would be
+        another 67 MB per graph for the word networks."""
+        if self._groups is None:
+            filts, T = self._filts, self.signal_length
+            padded = np.zeros((1, self.n_filters, T), np.complex64)
+            padded[0, :, :filts.shape[1]] = filts
+            with tf.init_scope():
+                self._groups = [
+                    (tf.constant(padded[:, rows]),
+                     tf.constant(filts[np.newaxis, rows].astype(np.complex64)))
+                    for rows in np.array_split(np.arange(self.n_filters), FILTER_GROUPS)]
+        return self._groups
 
     @property
     def output_shape(self):
