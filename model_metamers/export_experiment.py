@@ -76,6 +76,8 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
     """Write the experiment folder; returns the trial rows."""
     from model_metamers import audio
 
+    if seed < 0:
+        raise ExportError('--seed must be 0 or more, got %d; pass e.g. --seed=0' % seed)
     items = gather(results_dirs, only_passed)
     modality = items[0]['modality']
     if modality == 'audio':

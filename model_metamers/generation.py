@@ -126,6 +126,36 @@ def stems_of(inputs):
     return stems
 
 
+def check_settings(settings):
+    """Reject numeric settings no run can use, before anything is built or written."""
+    def bad(name, value, rule):
+        flag = '--' + name
+        raise GenerationError('%s must be %s, got %r; pass e.g. %s=%s' % (flag, rule, value, flag,
+                                                                     _EXAMPLES[name]))
+
+    if not 0 <= int(settings.seed) < 2 ** 32:
+        bad('seed', settings.seed, 'in 0 .. 2**32-1')
+    if int(settings.batch_size) < 1:
+        bad('batch_size', settings.batch_size, 'at least 1')
+    if settings.iterations is not None and int(settings.iterations) < 0:
+        bad('iterations', settings.iterations, '0 or more')
+    if settings.learning_rate is not None and not (np.isfinite(settings.learning_rate)
+                                                    and settings.learning_rate > 0):
+        bad('learning_rate', settings.learning_rate, 'a positive number')
+    if int(settings.log_every) < 0:
+        bad('log_every', settings.log_every, '0 (no log) or more')
+    for name in ('checkpoint_every', 'stop_window'):
+        value = getattr(settings, name)
+        if value is not None and int(value) < 1:
+            bad(name, value, 'at least 1')
+    if settings.stop_threshold is not None and not settings.stop_threshold >= 0:
+        bad('stop_threshold', settings.stop_threshold, '0 or more')
+
+
+_EXAMPLES = dict(seed=0, batch_size=8, iterations=15000, learning_rate=0.001, log_every=1000,
+                 checkpoint_every=1000, stop_window=2000, stop_threshold=1e-4)
+
+
 def plan_jobs(n_inputs, layers, num_shards=1, shard_index=0):
     """This shard's ``(input index, layer)`` jobs, deterministic for a given input list."""
     if num_shards < 1 or not 0 <= shard_index < num_shards:
@@ -216,6 +246,7 @@ def generate(settings, network=None, log=None):
     (the CLI prints them as one line).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    check_settings(settings)
     weights = resolve_weights(settings.network, settings.weights)
     strategy = None
     if network is None:
@@ -244,6 +275,11 @@ def generate(settings, network=None, log=None):
                              % (settings.null_distribution, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
     network_dir = os.path.join(settings.output_dir, network.name)
+    try:  # before any synthesis: a run must not find out at its first result
+        os.makedirs(network_dir, exist_ok=True)
+    except OSError as exc:
+        raise GenerationError('cannot create the output folder %s (%s); choose a writable '
+                              '--output_dir' % (network_dir, exc.strerror or exc))
     exporter = _Exporter(network, network_dir)
     lr = settings.learning_rate
     if lr is None:
@@ -272,8 +308,8 @@ def generate(settings, network=None, log=None):
                 log('%s / %s: already done, skipped' % (stems[i], layer))
             else:
                 todo.append(i)
-        for start in range(0, len(todo), max(1, settings.batch_size)):
-            batch = todo[start:start + max(1, settings.batch_size)]
+        for start in range(0, len(todo), settings.batch_size):
+            batch = todo[start:start + settings.batch_size]
             batch_stems = [stems[i] for i in batch]
             natural = np.stack([stimulus(i) for i in batch])
             use_strategy = strategy if strategy and len(batch) % strategy.num_replicas_in_sync == 0 else None

@@ -183,6 +183,21 @@ def sample_pairs(n_stimuli, num_pairs, seed=0):
     return np.stack([first, second], axis=1)
 
 
+def check_settings(num_pairs, seed=0, batch_size=1, num_shards=1):
+    """Reject counts no null can be computed with, before the network or data are loaded."""
+    if num_pairs < 1:
+        raise NullDistributionError('--num_pairs must be at least 1, got %d; the paper uses '
+                                    '--num_pairs=1000000' % num_pairs)
+    if num_shards >= 1 and num_pairs < num_shards:
+        raise NullDistributionError('%d pairs cannot be split over %d shards (some would get none); '
+                                    'use --num_shards=%d or more pairs' % (num_pairs, num_shards, num_pairs))
+    if seed < 0:
+        raise NullDistributionError('--seed must be 0 or more, got %d' % seed)
+    if batch_size < 1:
+        raise NullDistributionError('--batch_size must be at least 1, got %d; pass e.g. --batch_size=8'
+                                    % batch_size)
+
+
 def shard_slice(num_pairs, num_shards, shard_index):
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise NullDistributionError('need num_shards >= 1 and 0 <= shard_index < num_shards, got %d, %d'
@@ -200,6 +215,7 @@ def compute_null(network, stimuli, layers=None, num_pairs=1000, seed=0, num_shar
     stimuli this shard's pairs use are passed through the network.
     """
     log = log or (lambda msg: None)
+    check_settings(num_pairs, seed, batch_size, num_shards)
     layers = list(layers) if layers else list(network.metamer_layers)
     if network.logits_stage not in [network.resolve(n) for n in layers]:
         layers.append(network.logits_stage)
@@ -290,6 +306,8 @@ def main(argv):
             return 0
         if not FLAGS.dataset:
             raise NullDistributionError('--dataset is required (a folder of stimuli or TFRecord files)')
+        check_settings(FLAGS.num_pairs, FLAGS.seed, FLAGS.batch_size, FLAGS.num_shards)
+        shard_slice(FLAGS.num_pairs, FLAGS.num_shards, FLAGS.shard_index)
         weights = resolve_weights(FLAGS.network, FLAGS.weights)
         net = networks.build(FLAGS.network, weights=weights)
         layers = [s for s in FLAGS.layers.split(',') if s] if FLAGS.layers else None

@@ -172,6 +172,11 @@ def main(argv):
 
     FLAGS = flags.FLAGS
     try:
+        if FLAGS.bootstrap < 2:
+            raise TransferError('--bootstrap must be at least 2 resamples, got %d; pass e.g. '
+                                '--bootstrap=1000' % FLAGS.bootstrap)
+        if FLAGS.seed < 0:
+            raise TransferError('--seed must be 0 or more, got %d' % FLAGS.seed)
         labels = load_labels(FLAGS.labels) if FLAGS.labels else None
         names = [c for c in FLAGS.classifiers.split(',') if c]
         weights = [w for w in (FLAGS.classifier_weights or '').split(',') if w] or ['auto'] * len(names)

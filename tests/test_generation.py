@@ -115,6 +115,32 @@ def test_batched_generation_matches_single(tmp_path, net, sounds, generated):
                                    atol=2e-5)
 
 
+@pytest.mark.parametrize('field,value,message', [
+    ('batch_size', 0, '--batch_size must be at least 1'),
+    ('iterations', -1, '--iterations must be 0 or more'),
+    ('learning_rate', -0.01, '--learning_rate must be a positive number'),
+    ('learning_rate', float('nan'), '--learning_rate must be a positive number'),
+    ('seed', -1, '--seed must be in 0 .. 2'),
+    ('log_every', -5, '--log_every must be 0'),
+    ('checkpoint_every', 0, '--checkpoint_every must be at least 1'),
+    ('stop_window', 0, '--stop_window must be at least 1'),
+    ('stop_threshold', -1.0, '--stop_threshold must be 0 or more'),
+])
+def test_bad_numeric_settings_are_refused_before_anything_is_written(tmp_path, net, sounds, field,
+                                                                     value, message):
+    out = tmp_path / 'out'
+    with pytest.raises(GenerationError, match=message + '.*pass e.g. --'):
+        generate(_settings(out, sounds[:1], **{field: value}), network=net)
+    assert not out.exists()
+
+
+def test_unwritable_output_folder_is_refused_before_synthesis(tmp_path, net, sounds):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    with pytest.raises(GenerationError, match='cannot create the output folder .*--output_dir'):
+        generate(_settings(blocker, sounds[:1], iterations=10 ** 9), network=net)
+
+
 def test_duplicate_input_names_are_refused(tmp_path, net, sounds):
     other = tmp_path / 'sub'
     other.mkdir()
@@ -157,6 +183,16 @@ def test_transfer_to_itself_at_the_logits_is_perfect(generated, net):
         transfer.transfer(metamers, net, labels={'word0': 'null'})
 
 
+def test_transfer_cli_refuses_a_bootstrap_without_resamples(tmp_path):
+    run = subprocess.run([sys.executable, '-m', 'model_metamers.transfer', '--bootstrap=0',
+                          '--results_dir=%s' % tmp_path, '--classifiers=kws_2d',
+                          '--output_dir=%s' % (tmp_path / 'out')],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1 and 'Traceback' not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith('error: --bootstrap must be at least 2')
+    assert not (tmp_path / 'out').exists()
+
+
 def test_experiment_export_is_loudness_matched(generated, tmp_path):
     out, _ = generated
     rows = export_experiment.export([os.path.join(out, 'toy_audio')], str(tmp_path / 'exp'),
@@ -174,6 +210,9 @@ def test_experiment_export_is_loudness_matched(generated, tmp_path):
         trials = list(csv.DictReader(f))
     assert {t['condition'] for t in trials} == {'toy_audio__relu1', 'toy_audio__logits'}
     assert all(t['correct_answer'] for t in trials)
+    with pytest.raises(export_experiment.ExportError, match='--seed must be 0 or more'):
+        export_experiment.export([os.path.join(out, 'toy_audio')], str(tmp_path / 'exp2'), seed=-1)
+    assert not (tmp_path / 'exp2').exists()
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -187,6 +226,11 @@ def test_cli_errors_are_one_line(tmp_path):
                          env=dict(os.environ, MODEL_METAMERS_CHECKPOINT_DIR=str(tmp_path)))
     assert run.returncode == 1 and 'Traceback' not in run.stderr
     assert 'model_metamers.fetch' in run.stderr and 'weights=random' in run.stderr
+    assert not os.listdir(tmp_path)
+    run = subprocess.run([sys.executable, 'run_generation.py', '--learning_rate=-1',
+                          '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1 and 'Traceback' not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith('error: --learning_rate must be')
     assert not os.listdir(tmp_path)
 
 

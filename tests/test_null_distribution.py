@@ -88,3 +88,24 @@ def test_cli_end_to_end_on_a_folder(tmp_path):
                           '--dataset=%s' % (tmp_path / 'nothing'), '--output=%s' % out],
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 1 and 'Traceback' not in bad.stderr and 'error:' in bad.stderr
+    bad = subprocess.run([sys.executable, '-c', code, '--network=toy_audio', '--weights=random',
+                          '--dataset=%s' % data, '--num_pairs=0', '--output=%s' % out],
+                         cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 1 and 'Traceback' not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith('error: --num_pairs must be at least 1')
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(num_pairs=0), '--num_pairs must be at least 1'),
+    (dict(num_pairs=-5), '--num_pairs must be at least 1'),
+    (dict(num_pairs=2, num_shards=3, shard_index=0), 'cannot be split over 3 shards'),
+    (dict(seed=-1), '--seed must be 0 or more'),
+    (dict(batch_size=0), '--batch_size must be at least 1'),
+])
+def test_bad_counts_are_refused_with_the_fix(kwargs, message):
+    net = toy_networks.build_toy_audio()
+    stimuli = np.random.RandomState(0).randn(4, 4000).astype(np.float32) * 0.1
+    settings = dict(num_pairs=10)
+    settings.update(kwargs)
+    with pytest.raises(nd.NullDistributionError, match=message):
+        nd.compute_null(net, stimuli, **settings)

@@ -263,6 +263,10 @@ def test_xla_compiled_loop_matches():
     (dict(domain='spectrogram'), 'domain'),
     (dict(domain='cochleagram'), 'cochleagram'),
     (dict(seed=[1, 2, 3]), 'seed'),
+    (dict(seed=-1), 'seed must be in 0'),
+    (dict(seed=2 ** 32), 'seed must be in 0'),
+    (dict(learning_rate=0.0), 'learning rate must be a positive number'),
+    (dict(learning_rate=float('inf')), 'learning rate must be a positive number'),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(SynthesisError, match=message):

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from model_metamers import networks
 from model_metamers.training import augment, checkpointing, data, metrics
-from model_metamers.training.loop import TrainConfig, Trainer, train
+from model_metamers.training.loop import TrainConfig, Trainer, TrainError, train
 from model_metamers.training.tasks import tasks_for
 from tests import training_toys
 from tests.conftest import REPO
@@ -29,6 +29,25 @@ def _config(tmp_path, data_dir, **kw):
                 batch_size=8, learning_rate=0.02, patience=0, seed=0)
     base.update(kw)
     return TrainConfig(**base)
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('epochs', 0, '--epochs must be at least 1'),
+    ('batch_size', 0, '--batch_size must be at least 1'),
+    ('learning_rate', -1e-3, '--learning_rate must be a positive number'),
+    ('learning_rate', float('nan'), '--learning_rate must be a positive number'),
+    ('seed', -2, '--seed must be 0 or more'),
+    ('patience', -1, '--patience must be 0'),
+    ('max_shift_s', -0.1, '--max_shift_s must be 0 or more'),
+    ('snr_low', 20.0, '--snr_high must be at least --snr_low'),
+    ('max_steps_per_epoch', 0, '--max_steps_per_epoch must be at least 1'),
+    ('target_accuracy', 1.5, '--target_accuracy must be in'),
+])
+def test_bad_numbers_are_refused_before_anything_is_loaded(tmp_path, field, value, message):
+    config = _config(tmp_path, str(tmp_path / 'no_data_here'), **{field: value})
+    with pytest.raises(TrainError, match=message + '.*pass e.g. --'):
+        Trainer(config, log=None)
+    assert not (tmp_path / 'run').exists()
 
 
 def test_learns_a_separable_task(tmp_path, tones):

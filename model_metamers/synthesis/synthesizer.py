@@ -117,9 +117,17 @@ class MetamerSynthesizer:
             raise SynthesisError('give one seed or one per stimulus (%d), got %d'
                                  % (self.batch_size, seeds.size))
         self.seeds = [int(s) for s in seeds]
+        bad = [s for s in self.seeds if not 0 <= s < 2 ** 32]
+        if bad:
+            # numpy's RandomState, which draws the original's noise, takes 32-bit unsigned seeds.
+            raise SynthesisError('seed must be in 0 .. 2**32-1, got %d; pick another --seed' % bad[0])
 
         if learning_rate is None:
             learning_rate = network.default_learning_rate if procedure == 'feather2019' else 1.0
+        if not (np.isfinite(learning_rate) and learning_rate > 0):
+            raise SynthesisError('learning rate must be a positive number, got %r; pass e.g. '
+                                 '--learning_rate=0.001, or leave it out for the network default'
+                                 % (learning_rate,))
         self.procedure = make_procedure(procedure, learning_rate, network.modality, domain)
         self.learning_rate = float(learning_rate)
 

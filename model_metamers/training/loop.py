@@ -83,6 +83,30 @@ class TrainConfig:
     max_steps_per_epoch: int = None
 
 
+def check_config(config):
+    """Reject numbers no training run can use, before the network or the data are loaded."""
+    c = config
+    rules = [
+        ('epochs', c.epochs >= 1, 'at least 1', 10),
+        ('batch_size', c.batch_size >= 1, 'at least 1', 64),
+        ('learning_rate', bool(np.isfinite(c.learning_rate) and c.learning_rate > 0),
+         'a positive number', 0.001),
+        ('seed', c.seed >= 0, '0 or more', 0),
+        ('patience', c.patience >= 0, '0 (never stop early) or more', 2),
+        ('max_shift_s', c.max_shift_s >= 0, '0 or more', 0.25),
+        ('snr_high', c.snr_high >= c.snr_low, 'at least --snr_low (%g)' % c.snr_low, 10),
+        ('max_steps_per_epoch', c.max_steps_per_epoch is None or c.max_steps_per_epoch >= 1,
+         'at least 1', 100),
+        ('target_accuracy', c.target_accuracy is None or 0 < c.target_accuracy <= 1,
+         'in (0, 1]', 0.9),
+        ('target_auc', c.target_auc is None or 0 < c.target_auc <= 1, 'in (0, 1]', 0.9),
+    ]
+    for name, ok, rule, example in rules:
+        if not ok:
+            raise TrainError('--%s must be %s, got %r; pass e.g. --%s=%s'
+                             % (name, rule, getattr(c, name), name, example))
+
+
 def make_strategy(name):
     """A ``tf.distribute`` strategy: ``default`` (no distribution), ``mirrored`` (all local
     GPUs, or the CPU), ``one-device`` (the first GPU, else the CPU)."""
@@ -149,6 +173,7 @@ class Trainer:
     """Holds the network, data and optimiser of one run; :meth:`run` trains it."""
 
     def __init__(self, config, log=_print):
+        check_config(config)
         self.config = config
         self.log = log or (lambda m: None)
         self.strategy = make_strategy(config.strategy)
