@@ -42,7 +42,8 @@ def gather(results_dirs, only_passed=False):
     for results_dir in results_dirs:
         files = sorted(glob.glob(os.path.join(results_dir, '*.h5')))
         if not files:
-            raise ExportError('no result files in %s' % results_dir)
+            raise ExportError('no result files in %s; give the <output_dir>/<network> folder of a '
+                              'run_generation.py run' % results_dir)
         for path in files:
             res = _results.read_result(path)
             meta = res['_file']

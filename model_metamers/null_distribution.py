@@ -308,6 +308,12 @@ def main(argv):
             raise NullDistributionError('--dataset is required (a folder of stimuli or TFRecord files)')
         check_settings(FLAGS.num_pairs, FLAGS.seed, FLAGS.batch_size, FLAGS.num_shards)
         shard_slice(FLAGS.num_pairs, FLAGS.num_shards, FLAGS.shard_index)
+        folder = os.path.dirname(os.path.abspath(FLAGS.output))
+        try:  # before the network runs: a long job must not fail at its last step
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise NullDistributionError('cannot create %s for --output (%s); choose a writable '
+                                        '--output' % (folder, exc.strerror or exc))
         weights = resolve_weights(FLAGS.network, FLAGS.weights)
         net = networks.build(FLAGS.network, weights=weights)
         layers = [s for s in FLAGS.layers.split(',') if s] if FLAGS.layers else None

@@ -43,7 +43,8 @@ def load_metamers(results_dir):
     """``[(input, layer, layer_index, metamer, natural)]`` from a folder of result files."""
     files = sorted(glob.glob(os.path.join(results_dir, '*.h5')))
     if not files:
-        raise TransferError('no result files in %s' % results_dir)
+        raise TransferError('no result files in %s; give the <output_dir>/<network> folder of a '
+                            'run_generation.py run' % results_dir)
     out = []
     for path in files:
         res = _results.read_result(path)

@@ -93,6 +93,13 @@ def test_cli_end_to_end_on_a_folder(tmp_path):
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 1 and 'Traceback' not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith('error: --num_pairs must be at least 1')
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    bad = subprocess.run([sys.executable, '-c', code, '--network=toy_audio', '--weights=random',
+                          '--dataset=%s' % data, '--num_pairs=40',
+                          '--output=%s' % (blocker / 'null.h5')], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 1 and 'Traceback' not in bad.stderr
+    assert 'choose a writable --output' in bad.stderr and 'activations' not in bad.stderr
 
 
 @pytest.mark.parametrize('kwargs,message', [

@@ -75,8 +75,8 @@ def weights_kind(weights, network_name, original_format):
             path = tf.train.latest_checkpoint(path)
         return 'checkpoint', path
     raise CheckpointError(
-        'no weights at %s for network %s: give a %s checkpoint prefix (the path without '
-        '.index/.data-*), a converted .weights.h5 file, or "random"; put published checkpoints '
+        'no weights at %s for network %s: give a checkpoint prefix in %s format (the path '
+        'without .index/.data-*), a converted .weights.h5 file, or "random"; put published checkpoints '
         'in %s (see checkpoints/README.md) or fetch them with '
         'python -m model_metamers.fetch --network=%s'
         % (path, network_name, original_format, checkpoint_dir(), network_name))
