@@ -109,9 +109,14 @@ def run(argv):
         print(net.describe())
         return 0
     if FLAGS.merge:
-        paths = results.merge(os.path.join(settings.output_dir, settings.network))
-        print('assembled %d result file(s) in %s' % (len(paths), os.path.join(settings.output_dir,
-                                                                             settings.network)))
+        from model_metamers.generation import GenerationError
+        folder = os.path.join(settings.output_dir, settings.network)
+        paths = results.merge(folder)
+        if not paths:
+            raise GenerationError('nothing to assemble: no shard results under %s; run the shards '
+                                  '(--num_shards, --shard_index) with this --output_dir and --network '
+                                  'first' % folder)
+        print('assembled %d result file(s) in %s' % (len(paths), folder))
         return 0
     if FLAGS.demo:
         print('demo: %s, weights=%s, layers %s, %d iterations' % (

@@ -275,11 +275,14 @@ def generate(settings, network=None, log=None):
                              % (settings.null_distribution, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
     network_dir = os.path.join(settings.output_dir, network.name)
-    try:  # before any synthesis: a run must not find out at its first result
-        os.makedirs(network_dir, exist_ok=True)
-    except OSError as exc:
-        raise GenerationError('cannot create the output folder %s (%s); choose a writable '
-                              '--output_dir' % (network_dir, exc.strerror or exc))
+    # Before any synthesis: a run must not find out at its first result.
+    for folder, flag in ((network_dir, '--output_dir'), (settings.tensorboard_dir, '--tensorboard_dir')):
+        try:
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise GenerationError('cannot create the folder %s (%s); choose a writable %s'
+                                  % (folder, exc.strerror or exc, flag))
     exporter = _Exporter(network, network_dir)
     lr = settings.learning_rate
     if lr is None:

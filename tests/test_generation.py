@@ -137,8 +137,11 @@ def test_bad_numeric_settings_are_refused_before_anything_is_written(tmp_path, n
 def test_unwritable_output_folder_is_refused_before_synthesis(tmp_path, net, sounds):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
-    with pytest.raises(GenerationError, match='cannot create the output folder .*--output_dir'):
+    with pytest.raises(GenerationError, match='cannot create the folder .*--output_dir'):
         generate(_settings(blocker, sounds[:1], iterations=10 ** 9), network=net)
+    with pytest.raises(GenerationError, match='cannot create the folder .*--tensorboard_dir'):
+        generate(_settings(tmp_path / 'out', sounds[:1], iterations=10 ** 9,
+                           tensorboard_dir=str(blocker / 'tb')), network=net)
 
 
 def test_duplicate_input_names_are_refused(tmp_path, net, sounds):
@@ -227,6 +230,10 @@ def test_cli_errors_are_one_line(tmp_path):
     assert run.returncode == 1 and 'Traceback' not in run.stderr
     assert 'model_metamers.fetch' in run.stderr and 'weights=random' in run.stderr
     assert not os.listdir(tmp_path)
+    run = subprocess.run([sys.executable, 'run_generation.py', '--merge', '--network=kws_2d',
+                          '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1 and 'Traceback' not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith('error: nothing to assemble')
     run = subprocess.run([sys.executable, 'run_generation.py', '--learning_rate=-1',
                           '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 1 and 'Traceback' not in run.stderr
