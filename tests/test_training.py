@@ -34,8 +34,8 @@ def _config(tmp_path, data_dir, **kw):
 @pytest.mark.parametrize('field,value,message', [
     ('epochs', 0, '--epochs must be at least 1'),
     ('batch_size', 0, '--batch_size must be at least 1'),
-    ('learning_rate', -1e-3, '--learning_rate must be a positive number'),
-    ('learning_rate', float('nan'), '--learning_rate must be a positive number'),
+    ('learning_rate', -1e-3, '--learning_rate must be 0 or more'),
+    ('learning_rate', float('nan'), '--learning_rate must be 0 or more'),
     ('seed', -2, '--seed must be 0 or more'),
     ('patience', -1, '--patience must be 0'),
     ('max_shift_s', -0.1, '--max_shift_s must be 0 or more'),

@@ -89,17 +89,17 @@ def check_config(config):
     rules = [
         ('epochs', c.epochs >= 1, 'at least 1', 10),
         ('batch_size', c.batch_size >= 1, 'at least 1', 64),
-        ('learning_rate', bool(np.isfinite(c.learning_rate) and c.learning_rate > 0),
-         'a positive number', 0.001),
+        ('learning_rate', bool(np.isfinite(c.learning_rate) and c.learning_rate >= 0),
+         '0 or more', 0.001),
         ('seed', c.seed >= 0, '0 or more', 0),
         ('patience', c.patience >= 0, '0 (never stop early) or more', 2),
         ('max_shift_s', c.max_shift_s >= 0, '0 or more', 0.25),
         ('snr_high', c.snr_high >= c.snr_low, 'at least --snr_low (%g)' % c.snr_low, 10),
         ('max_steps_per_epoch', c.max_steps_per_epoch is None or c.max_steps_per_epoch >= 1,
          'at least 1', 100),
-        ('target_accuracy', c.target_accuracy is None or 0 < c.target_accuracy <= 1,
-         'in (0, 1]', 0.9),
-        ('target_auc', c.target_auc is None or 0 < c.target_auc <= 1, 'in (0, 1]', 0.9),
+        ('target_accuracy', c.target_accuracy is None or 0 <= c.target_accuracy <= 1,
+         'in [0, 1]', 0.9),
+        ('target_auc', c.target_auc is None or 0 <= c.target_auc <= 1, 'in [0, 1]', 0.9),
     ]
     for name, ok, rule, example in rules:
         if not ok:
