@@ -1,9 +1,9 @@
 """Loading natural sounds for the audio networks, and writing sounds to WAV.
 
-A natural sound becomes a network input by (SPEC §4): read (WAV/FLAC/OGG via
-tensorflow-io; plain WAV through scipy when tensorflow-io cannot read it, e.g.
-64-bit float WAV) -> mix to mono -> resample to 20 kHz (tensorflow-io) -> cut or
-zero-pad to 2 s -> remove the mean -> scale to RMS 0.1.
+A natural sound becomes a network input by (SPEC §4): read (WAV through scipy;
+FLAC, OGG and WAV that scipy cannot read through tensorflow-io) -> mix to mono
+-> resample to 20 kHz (tensorflow-io) -> cut or zero-pad to 2 s -> remove the
+mean -> scale to RMS 0.1.
 """
 
 import os
@@ -40,10 +40,21 @@ def _read_tfio(path):
     return samples, rate
 
 
-def _read_scipy_wav(path):
+def read_wav(path):
+    """Samples and rate of a WAV file through scipy (thread-safe, unlike tensorflow-io's reader).
+
+    Returns ``(samples, sr)``: float64 ``[n_samples]`` or ``[n_samples, n_channels]``,
+    integer formats (8, 16, 24, 32, 64-bit) scaled to [-1, 1), and the rate in Hz.
+    Raises scipy's ``ValueError`` or an ``OSError`` for what it cannot read.
+    """
+    import warnings
+
     import scipy.io.wavfile
 
-    rate, data = scipy.io.wavfile.read(path)
+    with warnings.catch_warnings():
+        # Extra chunks (LIST, bext, ...) are skipped with a warning that says nothing useful here.
+        warnings.simplefilter('ignore', scipy.io.wavfile.WavFileWarning)
+        rate, data = scipy.io.wavfile.read(path)
     if data.dtype == np.uint8:
         samples = (data.astype(np.float64) - 128.0) / 128.0
     elif np.issubdtype(data.dtype, np.integer):
@@ -51,6 +62,17 @@ def _read_scipy_wav(path):
     else:
         samples = data.astype(np.float64)
     return samples, int(rate)
+
+
+def _is_wav(path):
+    with open(path, 'rb') as f:
+        head = f.read(12)
+    return head[:4] in (b'RIFF', b'RIFX', b'RF64') and head[8:12] == b'WAVE'
+
+
+def _first_error_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[-1][:200] if text else type(exc).__name__
 
 
 def read_audio(path):
@@ -63,20 +85,21 @@ def read_audio(path):
         raise AudioLoadError('audio file %s does not exist; check the path' % path)
     if os.path.isdir(path):
         raise AudioLoadError('%s is a folder, not an audio file' % path)
+    # WAV goes to scipy first: tensorflow-io reads 32-bit integer PCM as float32 bit patterns
+    # (garbage, or NaN) and cannot read 64-bit WAV at all. Everything else is tensorflow-io's.
+    readers = [('tensorflow-io', _read_tfio), ('scipy', read_wav)]
+    if _is_wav(path):
+        readers.reverse()
     errors = []
-    try:
-        samples, sr = _read_tfio(path)
-    except Exception as exc:  # tfio raises many op-level error types
-        errors.append('tensorflow-io: %s' % str(exc).strip().splitlines()[-1][:200])
-        samples = None
-    if samples is None:
+    for name, reader in readers:
         try:
-            samples, sr = _read_scipy_wav(path)
-        except Exception as exc:
-            errors.append('scipy: %s' % str(exc).strip().splitlines()[-1][:200] if str(exc) else
-                          'scipy: %s' % type(exc).__name__)
-            raise AudioLoadError('cannot read %s as WAV, FLAC or OGG audio (%s); convert it to '
-                                 'WAV' % (path, '; '.join(errors)))
+            samples, sr = reader(path)
+            break
+        except Exception as exc:  # tfio raises many op-level error types
+            errors.append('%s: %s' % (name, _first_error_line(exc)))
+    else:
+        raise AudioLoadError('cannot read %s as WAV, FLAC or OGG audio (%s); convert it to '
+                             'WAV' % (path, '; '.join(errors)))
     if samples.ndim == 1:
         samples = samples[:, None]
     return samples, sr

@@ -1,5 +1,8 @@
 """Loading natural sounds: formats, rates, channels, length, level, errors."""
 
+import struct
+import warnings
+
 import numpy as np
 import pytest
 import scipy.io.wavfile
@@ -95,6 +98,44 @@ def test_demo_sound_loads_as_the_original_did():
     assert rate == 20000 and raw.shape == (40000,)
     expected = (raw - raw.mean()) / np.sqrt(np.mean((raw - raw.mean()) ** 2)) * 0.1
     np.testing.assert_allclose(x, expected.astype(np.float32), rtol=1e-6, atol=1e-8)
+
+
+def _write_pcm24(path, sr, x):
+    """A mono 24-bit integer PCM WAV (scipy writes no 24-bit files)."""
+    ints = np.round(x * (2 ** 23 - 1)).astype('<i4')
+    payload = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    fmt = struct.pack('<HHIIHH', 1, 1, sr, sr * 3, 3, 24)
+    body = b'WAVE' + b'fmt ' + struct.pack('<I', 16) + fmt + b'data' + struct.pack('<I', len(payload)) + payload
+    path.write_bytes(b'RIFF' + struct.pack('<I', len(body)) + body)
+
+
+def test_integer_pcm_widths_read_as_the_same_sound(tmp_path):
+    # tensorflow-io returns 32-bit integer PCM as float32 bit patterns; WAV must not go through it.
+    x = _tone(20000, 2.0, amp=0.5)
+    scipy.io.wavfile.write(tmp_path / 'i16.wav', 20000, np.round(x * 32767).astype(np.int16))
+    scipy.io.wavfile.write(tmp_path / 'i32.wav', 20000, np.round(x * (2 ** 31 - 1)).astype(np.int32))
+    scipy.io.wavfile.write(tmp_path / 'u8.wav', 20000, np.round(x * 127 + 128).astype(np.uint8))
+    _write_pcm24(tmp_path / 'i24.wav', 20000, x)
+    expected = audio.load_audio(str(tmp_path / 'i16.wav'))
+    for name, atol in (('i32.wav', 1e-4), ('i24.wav', 1e-4), ('u8.wav', 2e-3)):
+        raw, sr = audio.read_audio(str(tmp_path / name))
+        assert sr == 20000 and raw.shape == (40000, 1), name
+        np.testing.assert_allclose(raw[:, 0], x, atol=atol * 5, err_msg=name)
+        np.testing.assert_allclose(audio.load_audio(str(tmp_path / name)), expected, atol=atol, err_msg=name)
+
+
+def test_wav_with_unknown_chunks_reads_without_warnings(tmp_path):
+    x = _tone(20000, 2.0)
+    path = tmp_path / 'chunks.wav'
+    scipy.io.wavfile.write(path, 20000, x.astype(np.float32))
+    data = path.read_bytes()
+    extra = b'bext' + struct.pack('<I', 8) + b'\0' * 8
+    body = data[8:12] + extra + data[12:]
+    path.write_bytes(b'RIFF' + struct.pack('<I', len(body)) + body)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        raw, _ = audio.read_audio(str(path))
+    np.testing.assert_allclose(raw[:, 0], x, atol=1e-7)
 
 
 @pytest.mark.parametrize('make,message', [

@@ -48,21 +48,14 @@ def load_clip(path, sr, n_samples):
     scipy only (``tensorflow-io``'s reader is not thread-safe and this runs in
     parallel ``tf.data`` maps). Silent clips stay silent (all zeros).
     """
-    import scipy.io.wavfile
     import scipy.signal
 
     from model_metamers import audio
 
     try:
-        file_sr, data = scipy.io.wavfile.read(path)
+        x, file_sr = audio.read_wav(path)
     except (OSError, ValueError) as e:
         raise DataError('cannot read %s as WAV (%s); convert it to WAV' % (path, e)) from None
-    if data.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
-        x = (data.astype(np.float64) - 128.0) / 128.0
-    elif np.issubdtype(data.dtype, np.integer):
-        x = data.astype(np.float64) / float(-np.iinfo(data.dtype).min)
-    else:
-        x = data.astype(np.float64)
     if x.ndim > 1:
         x = x.mean(axis=1)
     if int(file_sr) != int(sr):
