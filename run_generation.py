@@ -51,25 +51,10 @@ flags.DEFINE_boolean('demo', False, 'the embedded default: a trained network on 
 flags.DEFINE_boolean('list_networks', False, 'print the registered networks and exit')
 flags.DEFINE_boolean('list_layers', False, "print the network's metamer layers and exit")
 
-AUDIO_EXT = ('.wav', '.flac', '.ogg')
-IMAGE_EXT = ('.png', '.jpg', '.jpeg')
-
-
 def _inputs(value):
-    if not value:
-        return None
-    paths = []
-    for item in value.split(','):
-        item = item.strip()
-        if os.path.isdir(item):
-            found = sorted(os.path.join(item, f) for f in os.listdir(item)
-                           if f.lower().endswith(AUDIO_EXT + IMAGE_EXT))
-            if not found:
-                raise ValueError('folder %s holds no audio or image files' % item)
-            paths += found
-        elif item:
-            paths.append(item)
-    return paths
+    """``--input`` as a list of paths and folders (folders are expanded by the library)."""
+    items = [item.strip() for item in (value or '').split(',') if item.strip()]
+    return items or None
 
 
 def settings_from_flags():

@@ -11,11 +11,14 @@ import os
 import numpy as np
 
 from model_metamers.fileio import atomic_path
+from model_metamers.op_errors import op_error_text
 
 NETWORK_SR = 20000
 NETWORK_DURATION_S = 2.0
 NETWORK_RMS = 0.1
 POSITIONS = ('center', 'start', 'end')
+# What a folder of sounds is scanned for (lower-case suffixes).
+FILE_EXTENSIONS = ('.wav', '.flac', '.ogg')
 
 
 class AudioLoadError(ValueError):
@@ -70,11 +73,6 @@ def _is_wav(path):
     return head[:4] in (b'RIFF', b'RIFX', b'RF64') and head[8:12] == b'WAVE'
 
 
-def _first_error_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[-1][:200] if text else type(exc).__name__
-
-
 def read_audio(path):
     """Raw samples and rate of a sound file.
 
@@ -96,7 +94,7 @@ def read_audio(path):
             samples, sr = reader(path)
             break
         except Exception as exc:  # tfio raises many op-level error types
-            errors.append('%s: %s' % (name, _first_error_line(exc)))
+            errors.append('%s: %s' % (name, op_error_text(exc)))
     else:
         raise AudioLoadError('cannot read %s as WAV, FLAC or OGG audio (%s); convert it to '
                              'WAV' % (path, '; '.join(errors)))

@@ -104,6 +104,37 @@ def default_inputs(network):
     return [resources.demo_input(network.name, network.modality)]
 
 
+def _file_extensions(modality):
+    if modality == 'image':
+        from model_metamers.images import FILE_EXTENSIONS
+    else:
+        from model_metamers.audio import FILE_EXTENSIONS
+    return FILE_EXTENSIONS
+
+
+def expand_inputs(items, modality):
+    """Input files from paths and folders; a folder gives its sorted files of ``modality``.
+
+    Files named directly are kept whatever their suffix (the loader judges them);
+    a folder with no file of the modality's suffixes is an error.
+    """
+    paths = []
+    for item in items:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            ext = _file_extensions(modality)
+            found = sorted(os.path.join(item, f) for f in os.listdir(item)
+                           if f.lower().endswith(ext) and not os.path.isdir(os.path.join(item, f)))
+            if not found:
+                noun = 'images' if modality == 'image' else 'sounds'
+                raise GenerationError('folder %s holds no %s files (%s); give a folder of %s or '
+                                      'name the files' % (item, modality, ', '.join(ext), noun))
+            paths += found
+        elif item:
+            paths.append(item)
+    return paths
+
+
 def load_stimulus(network, path):
     """A natural input file as a network stimulus (``network.input_shape`` float32)."""
     if network.modality == 'image':
@@ -259,7 +290,7 @@ def generate(settings, network=None, log=None):
     layers = list(settings.layers) if settings.layers else list(network.metamer_layers)
     for layer in layers:
         network.resolve(layer)
-    inputs = list(settings.inputs) if settings.inputs else default_inputs(network)
+    inputs = expand_inputs(settings.inputs, network.modality) if settings.inputs else default_inputs(network)
     stems = stems_of(inputs)
     null = None
     if settings.null_distribution:
@@ -274,6 +305,9 @@ def generate(settings, network=None, log=None):
             raise GenerationError('null distribution %s has no layer(s) %s'
                              % (settings.null_distribution, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
+    # Every input of this shard is read before the first synthesis, so that a bad file
+    # stops the run before hours of work on the others (and before anything is written).
+    stimuli = {i: load_stimulus(network, inputs[i]) for i in sorted({i for i, _ in jobs})}
     network_dir = os.path.join(settings.output_dir, network.name)
     # Before any synthesis: a run must not find out at its first result.
     for folder, flag in ((network_dir, '--output_dir'), (settings.tensorboard_dir, '--tensorboard_dir')):
@@ -287,13 +321,6 @@ def generate(settings, network=None, log=None):
     lr = settings.learning_rate
     if lr is None:
         lr = network.default_learning_rate if settings.procedure == 'feather2019' else 1.0
-
-    stimuli = {}
-
-    def stimulus(i):
-        if i not in stimuli:
-            stimuli[i] = load_stimulus(network, inputs[i])
-        return stimuli[i]
 
     rows = []
     touched = set()
@@ -314,7 +341,7 @@ def generate(settings, network=None, log=None):
         for start in range(0, len(todo), settings.batch_size):
             batch = todo[start:start + settings.batch_size]
             batch_stems = [stems[i] for i in batch]
-            natural = np.stack([stimulus(i) for i in batch])
+            natural = np.stack([stimuli[i] for i in batch])
             use_strategy = strategy if strategy and len(batch) % strategy.num_replicas_in_sync == 0 else None
             synth = MetamerSynthesizer(network, natural, layer, procedure=settings.procedure,
                                        learning_rate=lr, seed=settings.seed, domain=settings.domain,

@@ -4,7 +4,8 @@ Loading follows the original ``metamer_helpers.use_image_path_specified_image``:
 read as 8-bit RGB (grayscale replicated, alpha dropped), crop the central
 square (the original's index arithmetic), resize it to the network's size,
 keep 8-bit levels (``scipy.misc.imresize`` returned uint8) and divide by 255.
-Decoding uses TensorFlow's decoders (PNG, JPEG, GIF, BMP).
+Decoding uses TensorFlow's decoders (PNG, JPEG, GIF, BMP) and tensorflow-io's (TIFF,
+WebP); alpha is dropped.
 """
 
 import os
@@ -13,23 +14,45 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.fileio import atomic_path
+from model_metamers.op_errors import op_error_text
+
+
+# What a folder of images is scanned for (lower-case suffixes).
+FILE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.tif', '.tiff', '.webp')
 
 
 class ImageLoadError(ValueError):
     """An image file that is missing or cannot be read, or an array that is not an image."""
 
 
+def _decode_other(data):
+    """TIFF or WebP (which ``tf.io.decode_image`` does not read) through tensorflow-io, or None."""
+    head = data[:12]
+    if head[:4] in (b'II*\x00', b'MM\x00*'):
+        from tensorflow_io import experimental as tfio_experimental
+        decode = tfio_experimental.image.decode_tiff  # first page, as RGBA
+    elif head[:4] == b'RIFF' and head[8:12] == b'WEBP':
+        import tensorflow_io as tfio
+        decode = tfio.image.decode_webp  # RGBA
+    else:
+        return None
+    return decode(tf.constant(data))[..., :3]
+
+
 def _read_rgb(path):
-    """``[H, W, 3]`` uint8 tensor of the file at ``path``."""
+    """``[H, W, 3]`` uint8 tensor of the file at ``path`` (PNG, JPEG, GIF, BMP, TIFF, WebP)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ImageLoadError('image file %s does not exist: give the path of a PNG or JPEG file' % path)
+    with open(path, 'rb') as f:
+        data = f.read()
     try:
-        data = tf.io.read_file(path)
-        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        image = _decode_other(data)
+        if image is None:
+            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     except (tf.errors.OpError, ValueError) as e:
         raise ImageLoadError('cannot decode %s as an image (%s): give a PNG or JPEG file'
-                         % (path, str(e).splitlines()[0] if str(e) else type(e).__name__)) from None
+                             % (path, op_error_text(e))) from None
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ImageLoadError('image file %s is empty (0 pixels): give a non-empty image' % path)
     return image

@@ -36,8 +36,6 @@ from model_metamers.fileio import atomic_path
 from model_metamers.validation import rank_average
 
 FORMAT = 'model_metamers.null.v1'
-AUDIO_EXT = ('.wav', '.flac', '.ogg')
-IMAGE_EXT = ('.png', '.jpg', '.jpeg')
 
 
 class NullDistributionError(ValueError):
@@ -47,7 +45,10 @@ class NullDistributionError(ValueError):
 # ------------------------------------------------------------------ datasets
 def list_dataset(path, modality):
     """Stimulus sources of a dataset: sorted files of a folder, or records of TFRecord files."""
-    ext = AUDIO_EXT if modality == 'audio' else IMAGE_EXT
+    if modality == 'audio':
+        from model_metamers.audio import FILE_EXTENSIONS as ext
+    else:
+        from model_metamers.images import FILE_EXTENSIONS as ext
     if os.path.isdir(path):
         files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(ext))
         if len(files) < 2:

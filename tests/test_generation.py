@@ -13,7 +13,8 @@ import pytest
 import scipy.io.wavfile
 
 from model_metamers import export_experiment, reports, results, transfer
-from model_metamers.generation import GenerationError, GenerationSettings, generate, plan_jobs
+from model_metamers.audio import AudioLoadError
+from model_metamers.generation import GenerationError, GenerationSettings, expand_inputs, generate, plan_jobs
 from tests import toy_networks
 from tests.conftest import REPO
 
@@ -151,6 +152,33 @@ def test_duplicate_input_names_are_refused(tmp_path, net, sounds):
     scipy.io.wavfile.write(copy, 2000, np.ones(10, np.float32))
     with pytest.raises(GenerationError, match='share the name'):
         generate(_settings(tmp_path, [sounds[0], copy]), network=net)
+
+
+def test_folders_give_only_files_of_the_network_modality(tmp_path, net, sounds):
+    folder = tmp_path / 'mixed'
+    folder.mkdir()
+    for path in sounds[:2]:
+        (folder / os.path.basename(path)).write_bytes(open(path, 'rb').read())
+    (folder / 'photo.png').write_bytes(b'\x89PNG not read for an audio network')
+    (folder / 'notes.txt').write_text('ignored')
+    (folder / 'sub.wav').mkdir()  # a folder named like a sound is not an input
+    assert expand_inputs([str(folder), sounds[2]], 'audio') == [
+        str(folder / 'word0.wav'), str(folder / 'word1.wav'), sounds[2]]
+    assert expand_inputs([str(folder)], 'image') == [str(folder / 'photo.png')]
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(GenerationError, match='folder .*empty holds no audio files \\(.wav, .flac, .ogg\\)'):
+        generate(_settings(tmp_path / 'out', [str(empty)]), network=net)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_bad_input_stops_the_run_before_any_synthesis(tmp_path, net, sounds):
+    bad = tmp_path / 'bad.wav'
+    bad.write_bytes(b'RIFF not really a wave file')
+    out = tmp_path / 'out'
+    with pytest.raises(AudioLoadError, match='cannot read .*bad.wav'):
+        generate(_settings(out, [sounds[0], str(bad)], iterations=5), network=net)
+    assert not out.exists()
 
 
 def test_report_table_and_figure(generated, tmp_path):

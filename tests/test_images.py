@@ -97,6 +97,31 @@ def test_clear_errors(tmp_path):
     assert not os.path.exists(tmp_path / 'x.png')
 
 
+@pytest.mark.parametrize('name,options', [('a.tif', {}), ('lzw.tiff', {'compression': 'tiff_lzw'}),
+                                          ('a.webp', {'lossless': True})])
+def test_tiff_and_lossless_webp_read_exactly(tmp_path, name, options):
+    # tf.io.decode_image reads neither; tensorflow-io's decoders do (as RGBA, alpha dropped).
+    Image = pytest.importorskip('PIL.Image')
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(a).save(tmp_path / name, **options)
+    np.testing.assert_array_equal(images.load_image(tmp_path / name, 24),
+                                  images.load_image(_png(tmp_path / 'a.png', a), 24))
+    Image.fromarray(a[:, :, 0]).save(tmp_path / ('gray_' + name), **options)
+    g = images.load_image(tmp_path / ('gray_' + name), 24)
+    for c in range(3):
+        np.testing.assert_array_equal(g[:, :, c] * 255.0, a[:, 4:28, 0].astype(np.float32))
+
+
+def test_undecodable_file_error_has_no_tf_op_noise(tmp_path):
+    for name, data in (('cut.png', b'\x89PNG\r\n\x1a\n' + b'\x00' * 40), ('bad.tif', b'II*\x00' + b'x' * 60)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(images.ImageLoadError, match='cannot decode') as err:
+            images.load_image(tmp_path / name)
+        text = str(err.value)
+        assert len(text.splitlines()) == 1 and 'function_node' not in text and '[Op:' not in text, text
+
+
 def test_save_png_round_trip_and_atomic(tmp_path):
     rng = np.random.default_rng(1)
     levels = rng.integers(0, 256, (5, 7, 3))
