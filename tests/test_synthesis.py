@@ -169,6 +169,11 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path):
     other = MetamerSynthesizer(net, nat, 'relu2', log_every=10, seed=3)
     with pytest.raises(SynthesisError, match='different run'):
         other.synthesize(50, checkpoint_path=state)
+    # A state past the iterations asked for would give a longer run than asked: refused.
+    shorter = MetamerSynthesizer(net, nat, 'relu1', log_every=10, seed=3)
+    with pytest.raises(SynthesisError, match='at iteration 50, past the 20 iterations'):
+        shorter.synthesize(20, checkpoint_path=state)
+    assert shorter.step == 0
     loaded = MetamerSynthesizer.load(state, net)
     np.testing.assert_array_equal(loaded.metamer, full.metamer)
 

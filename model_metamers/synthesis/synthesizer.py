@@ -321,7 +321,7 @@ class MetamerSynthesizer:
         if iterations < 0:
             raise SynthesisError('iterations must be >= 0, got %d' % iterations)
         if checkpoint_path and os.path.exists(checkpoint_path):
-            self._restore(checkpoint_path)
+            self._restore(checkpoint_path, iterations)
         if checkpoint_every is None:
             checkpoint_every = self.log_every or iterations
         if stop_window and self.log_every and stop_window % self.log_every:
@@ -426,7 +426,7 @@ class MetamerSynthesizer:
                 f['snapshots'] = (np.stack(self.snapshots) if self.snapshots
                                   else np.zeros((0,) + self._x.shape, np.float32))
 
-    def _restore(self, path):
+    def _restore(self, path, iterations=None):
         try:
             f = h5py.File(path, 'r')
         except OSError as exc:
@@ -443,7 +443,13 @@ class MetamerSynthesizer:
             if diff:
                 raise SynthesisError('state file %s belongs to a different run (differs in: %s); '
                                      'delete it or use another output folder' % (path, ', '.join(diff)))
-            self.step = int(f.attrs['step'])
+            step = int(f.attrs['step'])
+            if iterations is not None and step > iterations:
+                # Resuming would return a metamer of more updates than were asked for.
+                raise SynthesisError('state file %s is at iteration %d, past the %d iterations asked '
+                                     'for; ask for %d or more to finish that run, or delete the file '
+                                     'to start over' % (path, step, iterations, step))
+            self.step = step
             self._elapsed = float(f.attrs['elapsed_s'])
             self._x = tf.constant(f['x'][()])
             self._prev_logged_x = f['prev_logged_x'][()]
