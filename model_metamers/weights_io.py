@@ -50,6 +50,7 @@ def load_weights(model, path):
             raise ValueError('%s is not a model_metamers weights file (format attribute %r); '
                              'convert checkpoints with python -m model_metamers.convert_checkpoint'
                              % (path, f.attrs.get('format')))
+        saved_for = f.attrs.get('network')
         stored = {}
         f.visititems(lambda k, v: stored.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
     missing = sorted(set(variables) - set(stored))
@@ -58,6 +59,10 @@ def load_weights(model, path):
                        if tuple(stored[k].shape) != tuple(variables[k].shape))
     if missing or unexpected or bad_shape:
         lines = ['weights file %s does not fit model %s:' % (path, model.name)]
+        if saved_for is not None and str(saved_for) != model.name:
+            lines[0] = ('weights file %s holds weights of network %s, not %s: pass --network=%s, or '
+                        'weights of %s; the differences:' % (path, saved_for, model.name, saved_for,
+                                                             model.name))
         if missing:
             lines.append('  missing from the file: ' + ', '.join(missing))
         if unexpected:

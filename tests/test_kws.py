@@ -80,6 +80,12 @@ def test_weights_round_trip(tmp_path):
     assert not np.allclose(other.logits(x).numpy(), net.logits(x).numpy())
     with pytest.raises(CheckpointError, match='does not fit'):
         networks.build('kws_1d_grouped', weights=path)
+    labelled = str(tmp_path / 'labelled.weights.h5')
+    weights_io.save_weights(net.model, labelled, attrs={'network': 'kws_2d'})
+    with pytest.raises(CheckpointError, match='holds weights of network kws_2d, not kws_1d_grouped: '
+                                              'pass --network=kws_2d') as err:
+        networks.build('kws_1d_grouped', weights=labelled)
+    assert 'conv_0/kernel: file (3, 3, 1, 32)' in str(err.value)  # the details follow
 
 
 def test_missing_auto_weights_name_file_and_command(tmp_path, monkeypatch):
@@ -92,6 +98,12 @@ def test_missing_auto_weights_name_file_and_command(tmp_path, monkeypatch):
         assert '\n' not in msg and os.path.join(str(tmp_path), 'kws_2d.weights.h5') in msg
         assert 'python -m model_metamers.train --network=kws_2d' in msg
         assert 'model_metamers.fetch' not in msg
+
+
+def test_weights_that_do_not_exist_say_how_to_train_them(tmp_path):
+    with pytest.raises(CheckpointError, match='no weights at .*nope.weights.h5 for kws_2d: give a '
+                                              '.weights.h5 file \\(train one with: .*model_metamers.train'):
+        networks.build('kws_2d', weights=str(tmp_path / 'nope.weights.h5'))
 
 
 def test_auto_weights_found(tmp_path, monkeypatch):

@@ -76,7 +76,13 @@ def _weights_plan(name, weights):
         if not os.path.isfile(path):
             raise missing_weights_error(name, path)
         return 'h5', path
-    kind, path = checkpoints.weights_kind(weights, name, 'model_metamers .weights.h5')
+    try:
+        kind, path = checkpoints.weights_kind(weights, name, 'model_metamers .weights.h5')
+    except CheckpointError:
+        # These networks have no published checkpoint to fetch: say how to make the file.
+        raise CheckpointError('no weights at %s for %s: give a .weights.h5 file (train one with: %s), '
+                              'or --weights=random for an untrained network'
+                              % (weights, name, training_command(name))) from None
     if kind == 'checkpoint':
         raise CheckpointError('%s loads only .weights.h5 files written by python -m '
                               'model_metamers.train, not the TF checkpoint %s' % (name, path))
