@@ -59,14 +59,21 @@ def convert(network, checkpoint, output=None, name_map=None, **options):
     if not checkpoint:
         raise ConversionError('--checkpoint is required: the prefix of the original checkpoint '
                               '(see checkpoints/README.md)')
-    kind, prefix = checkpoints.weights_kind(checkpoint, network, 'original')
-    if kind != 'checkpoint':
-        raise ConversionError('--checkpoint=%s is not a TF checkpoint prefix (found %s); give the '
-                              'path without .index / .data-*' % (checkpoint, kind))
+    path = os.path.expanduser(str(checkpoint))
+    if path.endswith('.h5') or not checkpoints.is_tf_checkpoint(path):
+        raise ConversionError('--checkpoint=%s is not a TF checkpoint; give the prefix of the '
+                              "network's original checkpoint (the path without .index/.data-*, or a "
+                              'V1 checkpoint file); published ones: python -m model_metamers.fetch '
+                              '--network=%s' % (checkpoint, network))
+    kind, prefix = checkpoints.weights_kind(path, network, 'original')
     output = output or checkpoints.default_weights_path(network)
     if not output.endswith('.h5'):
         raise ConversionError('--output=%s must end with .h5 (e.g. <network>.weights.h5) so that '
                               'build() recognises it' % output)
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ConversionError('cannot write --output=%s: %s is not a writable folder; create it or '
+                              'choose another --output' % (output, folder))
     kwargs = {k: v for k, v in options.items() if v is not None}
     if name_map is not None:
         kwargs['name_map'] = name_map

@@ -400,16 +400,26 @@ def test_envelope_impl_option_reaches_the_cochleagram(random_nets, waveforms):
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max())
 
 
-def test_convert_cli_reports_one_line_errors(tmp_path):
+def test_convert_cli_reports_one_line_errors(tmp_path, word_reference):
     output = tmp_path / 'out.weights.h5'
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                TF_CPP_MIN_LOG_LEVEL='3')
-    result = subprocess.run(
-        [sys.executable, '-m', 'model_metamers.convert_checkpoint', '--network=word_aliased',
-         '--checkpoint=%s' % (tmp_path / 'missing.ckpt'), '--output=%s' % output],
-        capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 1
-    assert 'Traceback' not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if 'convert_checkpoint: error' in line]
-    assert len(errors) == 1 and 'no weights at' in errors[0] and 'README' in errors[0]
-    assert not output.exists()
+    not_a_checkpoint = tmp_path / 'sound.wav'
+    not_a_checkpoint.write_bytes(b'RIFF')
+    for checkpoint, out, expected in (
+            (tmp_path / 'missing.ckpt', output, 'is not a TF checkpoint; give the prefix'),
+            (not_a_checkpoint, output, 'is not a TF checkpoint; give the prefix')):
+        result = subprocess.run(
+            [sys.executable, '-m', 'model_metamers.convert_checkpoint', '--network=word_aliased',
+             '--checkpoint=%s' % checkpoint, '--output=%s' % out],
+            capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 1
+        assert 'Traceback' not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if 'convert_checkpoint: error' in line]
+        assert len(errors) == 1 and expected in errors[0], result.stderr
+        assert 'model_metamers.fetch --network=word_aliased' in errors[0]
+        assert not output.exists()
+    # A real checkpoint but nowhere to write: refused before the network is built.
+    with pytest.raises(convert_checkpoint.ConversionError, match='not a writable folder'):
+        convert_checkpoint.convert('word_reduced_aliasing', word_reference.prefix,
+                                   str(tmp_path / 'no' / 'such' / 'x.weights.h5'))
