@@ -324,6 +324,7 @@ def generate(settings, network=None, log=None):
 
     rows = []
     touched = set()
+    assembled = set()
     by_layer = {}
     for i, layer in jobs:
         by_layer.setdefault(layer, []).append(i)
@@ -385,13 +386,15 @@ def generate(settings, network=None, log=None):
                 # HDF5 lists groups alphabetically; readers sort layers by this.
                 attrs['layer_index'] = (network.metamer_layers.index(layer)
                                         if layer in network.metamer_layers else len(network.metamer_layers))
-                results.write_part(results.part_path(network_dir, stems[i], layer),
-                                   results.file_attrs(network, inputs[i], weights), layer, datasets, attrs)
+                # The part file marks the job done, so it is written last: a run killed before it
+                # redoes the job (from its state file) and its exports with it.
                 exporter.stimulus(stems[i], layer, synth.metamer[k], synth.domain)
                 if not os.path.exists(os.path.join(network_dir, '%s_natural.%s' % (
                         stems[i], 'png' if network.modality == 'image' or synth.domain != 'stimulus'
                         else 'wav'))):
                     exporter.stimulus(stems[i], 'natural', synth.natural_representation[k], synth.domain)
+                results.write_part(results.part_path(network_dir, stems[i], layer),
+                                   results.file_attrs(network, inputs[i], weights), layer, datasets, attrs)
                 _tensorboard_log(_tensorboard_writer(settings, stems[i]), network, layer, synth, val,
                                  synth.metamer[k], synth.domain)
                 rows.append(_row(stems[i], layer, attrs))
@@ -401,6 +404,12 @@ def generate(settings, network=None, log=None):
             if settings.num_shards == 1:
                 for i in batch:
                     results.assemble(network_dir, stems[i])
+                    assembled.add(stems[i])
+    if settings.num_shards == 1:
+        # Inputs whose jobs were all done before: their file may lack a part that a killed run
+        # wrote just before assembling (or may have been deleted); assembling again is cheap.
+        for stem in sorted(touched - assembled):
+            results.assemble(network_dir, stem)
     if settings.num_shards == 1 and settings.figures:
         for stem in sorted(touched):
             path = results.result_path(network_dir, stem)

@@ -87,6 +87,30 @@ def test_rerun_skips_finished_work(generated, net, sounds):
     assert not any(r['skipped'] for r in rows)
 
 
+def test_a_run_killed_before_assembling_is_completed_by_the_rerun(tmp_path, net, sounds, monkeypatch):
+    settings = _settings(tmp_path, sounds[:1], iterations=20, log_every=10, figures=False)
+    real_assemble = results.assemble
+
+    def killed(*args):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(results, 'assemble', killed)
+    with pytest.raises(KeyboardInterrupt):
+        generate(settings, network=net)
+    result = os.path.join(tmp_path, 'toy_audio', 'word0.h5')
+    assert not os.path.exists(result)
+    # The layer's part and its WAV were written before the kill.
+    assert os.path.exists(os.path.join(tmp_path, 'toy_audio', 'word0_relu1.wav'))
+    monkeypatch.setattr(results, 'assemble', real_assemble)
+    rows = generate(settings, network=net)
+    assert [r['skipped'] for r in rows] == [True, False]
+    assert set(results.read_result(result)) == {'_file', 'relu1', 'logits'}
+    os.remove(result)  # deleted by hand: a rerun that only skips builds it again
+    rows = generate(settings, network=net)
+    assert all(r['skipped'] for r in rows)
+    assert set(results.read_result(result)) == {'_file', 'relu1', 'logits'}
+
+
 def test_shards_cover_every_job_once_and_merge(tmp_path, net, sounds):
     jobs = [plan_jobs(3, ['a', 'b'], 4, k) for k in range(4)]
     flat = sorted(j for shard in jobs for j in shard)
