@@ -181,17 +181,26 @@ def check_settings(settings):
             bad(name, value, 'at least 1')
     if settings.stop_threshold is not None and not settings.stop_threshold >= 0:
         bad('stop_threshold', settings.stop_threshold, '0 or more')
+    if int(settings.num_shards) < 1:
+        bad('num_shards', settings.num_shards, 'at least 1')
+    if not 0 <= int(settings.shard_index) < int(settings.num_shards):
+        bad('shard_index', settings.shard_index, 'in 0 .. %d for --num_shards=%d'
+            % (int(settings.num_shards) - 1, int(settings.num_shards)))
+    if (settings.stop_window is not None and settings.log_every
+            and int(settings.stop_window) % int(settings.log_every)):
+        bad('stop_window', settings.stop_window, 'a multiple of --log_every=%d' % int(settings.log_every))
 
 
 _EXAMPLES = dict(seed=0, batch_size=8, iterations=15000, learning_rate=0.001, log_every=1000,
-                 checkpoint_every=1000, stop_window=2000, stop_threshold=1e-4)
+                 checkpoint_every=1000, stop_window=2000, stop_threshold=1e-4, num_shards=10,
+                 shard_index=0)
 
 
 def plan_jobs(n_inputs, layers, num_shards=1, shard_index=0):
     """This shard's ``(input index, layer)`` jobs, deterministic for a given input list."""
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise GenerationError('need num_shards >= 1 and 0 <= shard_index < num_shards, got %d and %d'
-                         % (num_shards, shard_index))
+                              % (num_shards, shard_index))
     jobs = [(i, layer) for i in range(n_inputs) for layer in layers]
     return [job for k, job in enumerate(jobs) if k % num_shards == shard_index]
 
@@ -287,9 +296,12 @@ def generate(settings, network=None, log=None):
                 network = _networks.build(settings.network, weights=weights, seed=0)
         else:
             network = _networks.build(settings.network, weights=weights, seed=0)
-    layers = list(settings.layers) if settings.layers else list(network.metamer_layers)
-    for layer in layers:
-        network.resolve(layer)
+    layers, seen = [], set()
+    for layer in (settings.layers or network.metamer_layers):
+        canonical = network.resolve(layer)
+        if canonical not in seen:  # a layer named twice (or by an alias) is done once
+            seen.add(canonical)
+            layers.append(layer)
     inputs = expand_inputs(settings.inputs, network.modality) if settings.inputs else default_inputs(network)
     stems = stems_of(inputs)
     null = None

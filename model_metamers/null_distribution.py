@@ -201,8 +201,11 @@ def check_settings(num_pairs, seed=0, batch_size=1, num_shards=1):
 
 def shard_slice(num_pairs, num_shards, shard_index):
     if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise NullDistributionError('need num_shards >= 1 and 0 <= shard_index < num_shards, got %d, %d'
-                                    % (num_shards, shard_index))
+        if num_shards < 1:
+            raise NullDistributionError('--num_shards must be at least 1, got %d; pass e.g. '
+                                        '--num_shards=10' % num_shards)
+        raise NullDistributionError('--shard_index must be in 0 .. %d for --num_shards=%d, got %d; pass '
+                                    'e.g. --shard_index=0' % (num_shards - 1, num_shards, shard_index))
     bounds = np.linspace(0, num_pairs, num_shards + 1).astype(np.int64)
     return slice(bounds[shard_index], bounds[shard_index + 1])
 

@@ -87,6 +87,12 @@ def test_rerun_skips_finished_work(generated, net, sounds):
     assert not any(r['skipped'] for r in rows)
 
 
+def test_a_layer_named_twice_is_done_once(tmp_path, net, sounds):
+    rows = generate(_settings(tmp_path, sounds[:1], layers=['relu1', 'relu1'], iterations=10,
+                              figures=False), network=net)
+    assert [(r['layer'], r['skipped']) for r in rows] == [('relu1', False)]
+
+
 def test_a_run_killed_before_assembling_is_completed_by_the_rerun(tmp_path, net, sounds, monkeypatch):
     settings = _settings(tmp_path, sounds[:1], iterations=20, log_every=10, figures=False)
     real_assemble = results.assemble
@@ -150,6 +156,10 @@ def test_batched_generation_matches_single(tmp_path, net, sounds, generated):
     ('checkpoint_every', 0, '--checkpoint_every must be at least 1'),
     ('stop_window', 0, '--stop_window must be at least 1'),
     ('stop_threshold', -1.0, '--stop_threshold must be 0 or more'),
+    ('stop_window', 150, '--stop_window must be a multiple of --log_every=100'),
+    ('num_shards', 0, '--num_shards must be at least 1'),
+    ('shard_index', 1, '--shard_index must be in 0 .. 0 for --num_shards=1'),
+    ('shard_index', -1, '--shard_index must be in 0 .. 0 for --num_shards=1'),
 ])
 def test_bad_numeric_settings_are_refused_before_anything_is_written(tmp_path, net, sounds, field,
                                                                      value, message):

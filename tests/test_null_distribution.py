@@ -108,6 +108,8 @@ def test_cli_end_to_end_on_a_folder(tmp_path):
     (dict(num_pairs=2, num_shards=3, shard_index=0), 'cannot be split over 3 shards'),
     (dict(seed=-1), '--seed must be 0 or more'),
     (dict(batch_size=0), '--batch_size must be at least 1'),
+    (dict(num_shards=0), '--num_shards must be at least 1'),
+    (dict(num_shards=2, shard_index=2), '--shard_index must be in 0 .. 1 for --num_shards=2'),
 ])
 def test_bad_counts_are_refused_with_the_fix(kwargs, message):
     net = toy_networks.build_toy_audio()
