@@ -79,6 +79,9 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
 
     if seed < 0:
         raise ExportError('--seed must be 0 or more, got %d; pass e.g. --seed=0' % seed)
+    if any(os.path.realpath(output_dir) == os.path.realpath(d) for d in results_dirs):
+        raise ExportError('--output_dir %s is a --results_dir; choose a separate folder for the '
+                          'experiment (e.g. experiment/)' % output_dir)
     items = gather(results_dirs, only_passed)
     modality = items[0]['modality']
     if modality == 'audio':

@@ -309,7 +309,7 @@ def generate(settings, network=None, log=None):
         try:
             null = validation.load_null(settings.null_distribution)
         except (OSError, ValueError) as exc:
-            raise GenerationError('cannot use null distribution %s: %s' % (settings.null_distribution, exc))
+            raise GenerationError(str(exc)) from None
     if null is not None:
         missing = [layer for layer in layers
                    if layer not in null and network.resolve(layer) not in null]

@@ -32,7 +32,10 @@ class TransferError(ValueError):
 
 def load_labels(path):
     """``{input stem: label}`` from a CSV with columns ``input,label``."""
-    with open(path, newline='', encoding='utf-8') as f:
+    if not os.path.isfile(path):
+        raise TransferError('--labels file %s does not exist; give a CSV with columns input,label '
+                            '(input = the file name without its suffix)' % path)
+    with open(path, newline='', encoding='utf-8', errors='replace') as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {'input', 'label'} <= set(reader.fieldnames):
             raise TransferError('%s must be a CSV with columns input,label' % path)

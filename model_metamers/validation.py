@@ -65,7 +65,12 @@ def load_null(path):
     ``model_metamers.null_distribution``.
     """
     out = {}
-    with h5py.File(path, 'r') as f:
+    try:
+        f = h5py.File(path, 'r')
+    except OSError as exc:
+        raise ValueError('cannot read the null distribution %s (%s); give a file written by python -m '
+                         'model_metamers.null_distribution' % (path, exc)) from None
+    with f:
         for layer in f:
             if isinstance(f[layer], h5py.Group) and 'spearman' in f[layer]:
                 out[layer] = f[layer]['spearman'][()]

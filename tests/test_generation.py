@@ -248,6 +248,11 @@ def test_transfer_to_itself_at_the_logits_is_perfect(generated, net):
         transfer.transfer(metamers, net, labels={'word0': 'null'})
 
 
+def test_missing_labels_file_names_the_flag(tmp_path):
+    with pytest.raises(transfer.TransferError, match='--labels file .*nope.csv does not exist'):
+        transfer.load_labels(str(tmp_path / 'nope.csv'))
+
+
 def test_transfer_cli_refuses_a_bootstrap_without_resamples(tmp_path):
     run = subprocess.run([sys.executable, '-m', 'model_metamers.transfer', '--bootstrap=0',
                           '--results_dir=%s' % tmp_path, '--classifiers=kws_2d',
@@ -275,6 +280,8 @@ def test_experiment_export_is_loudness_matched(generated, tmp_path):
         trials = list(csv.DictReader(f))
     assert {t['condition'] for t in trials} == {'toy_audio__relu1', 'toy_audio__logits'}
     assert all(t['correct_answer'] for t in trials)
+    with pytest.raises(export_experiment.ExportError, match='is a --results_dir; choose a separate'):
+        export_experiment.export([os.path.join(out, 'toy_audio')], os.path.join(out, 'toy_audio', ''))
     with pytest.raises(export_experiment.ExportError, match='--seed must be 0 or more'):
         export_experiment.export([os.path.join(out, 'toy_audio')], str(tmp_path / 'exp2'), seed=-1)
     assert not (tmp_path / 'exp2').exists()

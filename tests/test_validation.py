@@ -68,3 +68,9 @@ def test_null_without_the_layer_is_an_error(tmp_path):
     h5py.File(empty, 'w').close()
     with pytest.raises(ValueError, match='no null'):
         validation.load_null(str(empty))
+    not_hdf5 = tmp_path / 'sound.wav'
+    not_hdf5.write_bytes(b'RIFF....WAVE')
+    for path in (not_hdf5, tmp_path / 'missing.h5'):
+        with pytest.raises(ValueError, match='cannot read the null distribution .*written by python -m '
+                                             'model_metamers.null_distribution'):
+            validation.load_null(str(path))
