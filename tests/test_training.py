@@ -158,6 +158,24 @@ def test_csv_label_errors(tmp_path, tones):
         data.read_labels(str(folder), tasks_for(networks.build('toy_tone')), 'train')
 
 
+def test_missing_and_unreadable_clips_are_one_line_errors(tmp_path):
+    net = networks.build('toy_tone')
+    folder = tmp_path / 'clips'
+    (folder / 'wavs').mkdir(parents=True)
+    scipy.io.wavfile.write(folder / 'wavs' / 'ok.wav', 2000, np.sin(np.arange(400) / 3.0).astype(np.float32))
+    (folder / 'wavs' / 'text.wav').write_text('not a sound')
+    (folder / 'labels.csv').write_text('path,label,split\nwavs/ok.wav,w0,train\nwavs/gone.wav,w1,train\n')
+    with pytest.raises(data.DataError, match='1 clip\\(s\\) of the train split .* do not exist, e.g. '
+                                             '.*gone.wav \\(line 3\\)'):
+        data.read_labels(str(folder), tasks_for(net), 'train')
+    (folder / 'labels.csv').write_text('path,label,split\nwavs/ok.wav,w0,train\nwavs/text.wav,w1,train\n')
+    ds, n = data.dataset(str(folder), 'train', net, tasks_for(net))
+    assert n == 2
+    with pytest.raises(data.DataError, match='^cannot read .*text.wav as WAV') as err:
+        data.to_numpy(ds)
+    assert len(str(err.value).splitlines()) == 1
+
+
 def test_augmentation_mixes_at_the_snr_range():
     n = 2000
     t = np.arange(n) / 2000.0

@@ -117,7 +117,7 @@ def read_labels(data_dir, tasks, split):
                         'e.g. made by python -m model_metamers.spoken_words --out=%s'
                         % (csv_path, data_dir))
     encoder = LabelEncoder(tasks)
-    paths, labels = [], {t.name: [] for t in tasks}
+    paths, lines, labels = [], [], {t.name: [] for t in tasks}
     with open(csv_path, newline='', encoding='utf-8') as f:
         reader = csv.DictReader(f)
         columns = set(reader.fieldnames or [])
@@ -135,10 +135,16 @@ def read_labels(data_dir, tasks, split):
             if row['split'] != split:
                 continue
             paths.append(os.path.join(data_dir, row['path']))
+            lines.append(line)
             for k, t in enumerate(tasks):
                 col = 'label_%s' % t.name
                 text = row[col] if col in row else row['label']
                 labels[t.name].append(encoder.indices(k, text, '%s line %d' % (csv_path, line)))
+    missing = [(line, p) for line, p in zip(lines, paths) if not os.path.isfile(p)]
+    if missing:
+        raise DataError('%d clip(s) of the %s split listed in %s do not exist, e.g. %s (line %d); fix '
+                        'the paths (relative to %s) or remove those rows'
+                        % (len(missing), split, csv_path, missing[0][1], missing[0][0], data_dir))
     return paths, labels
 
 
@@ -242,10 +248,17 @@ def dataset(data_dir, split, net, tasks):
 def to_numpy(ds, batch_size=256):
     """Materialise a dataset of ``(x, {task: y})`` as numpy ``(x, {task: y})``."""
     xs, ys = [], {}
-    for x, y in ds.batch(batch_size):
-        xs.append(x.numpy())
-        for k, v in y.items():
-            ys.setdefault(k, []).append(v.numpy())
+    try:
+        for x, y in ds.batch(batch_size):
+            xs.append(x.numpy())
+            for k, v in y.items():
+                ys.setdefault(k, []).append(v.numpy())
+    except tf.errors.OpError as exc:
+        # load_clip's DataError comes back wrapped in a tf.data op error: give its own message.
+        found = [line.split('DataError: ', 1)[1] for line in str(exc).splitlines() if 'DataError: ' in line]
+        if found:
+            raise DataError(found[0].strip()) from None
+        raise
     if not xs:
         raise DataError('the data set split is empty')
     return np.concatenate(xs), {k: np.concatenate(v) for k, v in ys.items()}
