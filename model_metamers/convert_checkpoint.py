@@ -128,4 +128,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # TF is imported later, by convert()
     app.run(main)

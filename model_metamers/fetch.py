@@ -34,9 +34,12 @@ import zlib
 
 from absl import flags
 
-from model_metamers.fileio import write_text
-from model_metamers.networks import checkpoints
-from model_metamers.networks.public_checkpoints import EXTRA_FILES, PUBLIC_CHECKPOINTS
+if __name__ == '__main__':  # as a command: quiet TF's C++ start-up lines before the imports below load it
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+from model_metamers.fileio import write_text  # noqa: E402
+from model_metamers.networks import checkpoints  # noqa: E402
+from model_metamers.networks.public_checkpoints import EXTRA_FILES, PUBLIC_CHECKPOINTS  # noqa: E402
 
 _TF_MODELS = 'http://download.tensorflow.org/models/'
 AUDIO_URL = ('http://mcdermottlab.mit.edu/jfeather/model_metamers/assets/'
