@@ -114,8 +114,11 @@ def run(argv):
 
 
 def main(argv):
+    from model_metamers.cli import unexpected_arguments
     from model_metamers.errors import USER_ERRORS
 
+    if unexpected_arguments(argv):
+        sys.exit(1)
     try:
         code = run(argv)
     except USER_ERRORS as exc:

@@ -248,6 +248,15 @@ def test_transfer_to_itself_at_the_logits_is_perfect(generated, net):
         transfer.transfer(metamers, net, labels={'word0': 'null'})
 
 
+def test_tools_refuse_stray_words(tmp_path):
+    run = subprocess.run([sys.executable, '-m', 'model_metamers.export_experiment',
+                          '--results_dir=%s' % tmp_path, '--output_dir=%s' % (tmp_path / 'exp'), 'seed=3'],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1 and 'Traceback' not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith('error: unexpected argument(s) seed=3;')
+    assert not (tmp_path / 'exp').exists()
+
+
 def test_missing_labels_file_names_the_flag(tmp_path):
     with pytest.raises(transfer.TransferError, match='--labels file .*nope.csv does not exist'):
         transfer.load_labels(str(tmp_path / 'nope.csv'))
@@ -303,6 +312,10 @@ def test_cli_errors_are_one_line(tmp_path):
                           '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 1 and 'Traceback' not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith('error: nothing to assemble')
+    run = subprocess.run([sys.executable, 'run_generation.py', '--network=kws_2d', 'layer=conv_0',
+                          '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1 and 'Traceback' not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith('error: unexpected argument(s) layer=conv_0;')
     run = subprocess.run([sys.executable, 'run_generation.py', '--learning_rate=-1',
                           '--output_dir=%s' % tmp_path], cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 1 and 'Traceback' not in run.stderr
