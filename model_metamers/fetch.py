@@ -426,9 +426,13 @@ def main(argv=None):
         print(fv.get_help())
         return 0
     try:
-        fv(argv)
+        rest = fv(argv)
     except flags.Error as e:
         sys.stderr.write('error: %s\n' % e)
+        return 2
+    if len(rest) > 1:
+        sys.stderr.write('error: unexpected argument(s) %s; every option is a flag, e.g. '
+                         '--network=vgg_19\n' % ' '.join(rest[1:]))
         return 2
     if bool(fv.network) == bool(fv.all):
         sys.stderr.write('error: give exactly one of --network=NAME or --all\n')

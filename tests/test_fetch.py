@@ -224,6 +224,7 @@ def test_command_line(server, tmp_path, capsys):
     assert fetch.main(['fetch']) == 2
     assert fetch.main(['fetch', '--all', '--url=%s' % url]) == 2
     assert fetch.main(['fetch', '--netwrk=vgg_19']) == 2
+    assert fetch.main(['fetch', '--all', 'dest=x']) == 2  # a flag without its dashes
 
 
 def _v1_checkpoint_bytes(tmp_path):
