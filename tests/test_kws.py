@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io.wavfile
+import scipy.stats
 
 from model_metamers import networks, weights_io
 from model_metamers.generation import GenerationSettings, generate, resolve_weights
@@ -134,6 +135,29 @@ def test_synthesis_smoke_through_generation(tmp_path):
         assert f['conv_1'].attrs['iterations'] == 4
         # started from pink noise (RMS 0.01), not from the natural sound
         assert not np.allclose(metamer, f['conv_1/natural'][()], atol=1e-3)
+
+
+def test_cochleagram_domain_through_generation(tmp_path):
+    # Validation measures rho from the optimised stage on, the stage itself included.
+    sound = str(tmp_path / 'yes.wav')
+    t = np.arange(16000) / 16000.0
+    scipy.io.wavfile.write(sound, 16000, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    rows = generate(GenerationSettings(network='kws_2d', weights='random', inputs=[sound],
+                                       layers=['cochleagram', 'conv_0'], domain='cochleagram',
+                                       iterations=3, log_every=3, output_dir=str(tmp_path / 'out'),
+                                       progress=False, figures=False))
+    assert [r['layer'] for r in rows] == ['cochleagram', 'conv_0']
+    with h5py.File(str(tmp_path / 'out' / 'kws_2d' / 'yes.h5'), 'r') as f:
+        for layer in ('cochleagram', 'conv_0'):
+            assert f[layer + '/metamer'].shape == f[layer + '/natural'].shape == (52, 100, 1)
+            measured = [n.decode() for n in f[layer + '/spearman_layers'][()]]
+            assert measured == ['cochleagram', 'conv_0', 'conv_1', 'fc_intermediate', 'logits']
+            rho = f[layer + '/spearman_all_layers'][()]
+            assert np.all(np.isfinite(rho))
+            # rho at the optimised stage is that of the stored cochleagrams themselves
+            expected = scipy.stats.spearmanr(f[layer + '/metamer'][()].ravel(),
+                                             f[layer + '/natural'][()].ravel())[0]
+            assert rho[0] == pytest.approx(expected, abs=1e-6)
 
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

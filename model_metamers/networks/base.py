@@ -110,9 +110,13 @@ class MetamerNetwork:
         ``from_stage``). Keys are the names as given (aliases kept).
         """
         layers = list(layers) if layers is not None else list(self.metamer_layers)
-        model = self.submodel(layers, from_stage=from_stage)
-        out = model(tf.convert_to_tensor(x, tf.float32), training=False)
-        return {layer: out[self.resolve(layer)] for layer in layers}
+        x = tf.convert_to_tensor(x, tf.float32)
+        start = self.resolve(from_stage) if from_stage is not None else None
+        # A Keras model cut at an inner stage cannot also output that stage: it is ``x`` itself.
+        computed = [layer for layer in layers if self.resolve(layer) != start]
+        out = self.submodel(computed, from_stage=from_stage)(x, training=False) if computed else {}
+        return {layer: x if self.resolve(layer) == start else out[self.resolve(layer)]
+                for layer in layers}
 
     def logits(self, x, from_stage=None):
         """Logits ``[batch, n_classes]`` for a batch of stimuli."""
