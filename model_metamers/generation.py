@@ -262,12 +262,14 @@ def _tensorboard_writer(settings, stem):
     return tf.summary.create_file_writer(os.path.join(settings.tensorboard_dir, settings.network, stem))
 
 
-def _tensorboard_log(writer, network, layer, synth, val, metamer, domain):
+def _tensorboard_log(writer, network, layer, synth, k, val):
+    """Loss curve, rho and the metamer of stimulus ``k`` of the batch ``synth`` made."""
     if writer is None:
         return
     import tensorflow as tf
+    metamer, domain = synth.metamer[k], synth.domain
     with writer.as_default():
-        for step, loss in zip(synth.history['step'], synth.loss[:, 0]):
+        for step, loss in zip(synth.history['step'], synth.loss[:, k]):
             tf.summary.scalar('loss/%s' % layer, float(loss), step=step)
         tf.summary.scalar('spearman/%s' % layer, val.spearman_matched, step=synth.step)
         if domain == 'stimulus' and network.modality == 'audio':
@@ -276,6 +278,10 @@ def _tensorboard_log(writer, network, layer, synth, val, metamer, domain):
                              network.sample_rate, step=synth.step)
         elif network.modality == 'image':
             tf.summary.image('metamer/%s' % layer, np.clip(metamer, 0, 1)[None], step=synth.step)
+        elif np.ndim(metamer) == 3:  # a cochleagram [frequency, time, 1]: low frequencies at the bottom
+            low, high = float(np.min(metamer)), float(np.max(metamer))
+            picture = (metamer[::-1] - low) / max(high - low, 1e-12)
+            tf.summary.image('metamer/%s' % layer, picture[None], step=synth.step)
     writer.flush()
 
 
@@ -407,8 +413,7 @@ def generate(settings, network=None, log=None):
                     exporter.stimulus(stems[i], 'natural', synth.natural_representation[k], synth.domain)
                 results.write_part(results.part_path(network_dir, stems[i], layer),
                                    results.file_attrs(network, inputs[i], weights), layer, datasets, attrs)
-                _tensorboard_log(_tensorboard_writer(settings, stems[i]), network, layer, synth, val,
-                                 synth.metamer[k], synth.domain)
+                _tensorboard_log(_tensorboard_writer(settings, stems[i]), network, layer, synth, k, val)
                 rows.append(_row(stems[i], layer, attrs))
                 touched.add(stems[i])
             if os.path.exists(state):

@@ -16,6 +16,7 @@ from model_metamers import export_experiment, reports, results, transfer
 from model_metamers.audio import AudioLoadError
 from model_metamers.generation import GenerationError, GenerationSettings, expand_inputs, generate, plan_jobs
 from tests import toy_networks
+from tests.tb_events import tensorboard_events
 from tests.conftest import REPO
 
 
@@ -213,6 +214,23 @@ def test_a_bad_input_stops_the_run_before_any_synthesis(tmp_path, net, sounds):
     with pytest.raises(AudioLoadError, match='cannot read .*bad.wav'):
         generate(_settings(out, [sounds[0], str(bad)], iterations=5), network=net)
     assert not out.exists()
+
+
+def test_tensorboard_curves_belong_to_their_own_input(tmp_path, net, sounds):
+    out, board = tmp_path / 'out', tmp_path / 'board'
+    generate(_settings(out, sounds[:2], layers=['relu1'], iterations=40, log_every=20, batch_size=2,
+                       tensorboard_dir=str(board), figures=False), network=net)
+    for k, path in enumerate(sounds[:2]):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        scalars, kinds = tensorboard_events(str(board / 'toy_audio' / stem))
+        saved = results.read_result(str(out / 'toy_audio' / (stem + '.h5')))['relu1']
+        for step, loss in zip(saved['datasets']['loss_steps'], saved['datasets']['loss']):
+            assert scalars[('loss/relu1', int(step))] == pytest.approx(loss, rel=1e-6)
+        assert scalars[('spearman/relu1', 40)] == pytest.approx(saved['attrs']['spearman_matched'], rel=1e-6)
+        assert ('metamer/relu1', 'audio') in kinds
+    first = results.read_result(str(out / 'toy_audio' / 'word0.h5'))['relu1']['datasets']['loss']
+    second = results.read_result(str(out / 'toy_audio' / 'word1.h5'))['relu1']['datasets']['loss']
+    assert not np.allclose(first, second)  # two different curves, not one logged twice
 
 
 def test_report_table_and_figure(generated, tmp_path):

@@ -11,6 +11,7 @@ import scipy.stats
 from model_metamers import networks, weights_io
 from model_metamers.generation import GenerationSettings, generate, resolve_weights
 from model_metamers.networks.checkpoints import CheckpointError
+from tests.tb_events import tensorboard_events
 
 # SPEC §7: stage -> (shape without batch, parameters of the layer making it)
 SPEC_2D = {'resize': ((32, 32, 1), 0), 'conv_0': ((30, 30, 32), 320),
@@ -145,8 +146,11 @@ def test_cochleagram_domain_through_generation(tmp_path):
     rows = generate(GenerationSettings(network='kws_2d', weights='random', inputs=[sound],
                                        layers=['cochleagram', 'conv_0'], domain='cochleagram',
                                        iterations=3, log_every=3, output_dir=str(tmp_path / 'out'),
-                                       progress=False, figures=False))
+                                       progress=False, figures=False,
+                                       tensorboard_dir=str(tmp_path / 'board')))
     assert [r['layer'] for r in rows] == ['cochleagram', 'conv_0']
+    _, kinds = tensorboard_events(str(tmp_path / 'board'))
+    assert {('metamer/cochleagram', 'images'), ('metamer/conv_0', 'images')} <= kinds
     with h5py.File(str(tmp_path / 'out' / 'kws_2d' / 'yes.h5'), 'r') as f:
         for layer in ('cochleagram', 'conv_0'):
             assert f[layer + '/metamer'].shape == f[layer + '/natural'].shape == (52, 100, 1)
