@@ -83,6 +83,11 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
         raise ExportError('--output_dir %s is a --results_dir; choose a separate folder for the '
                           'experiment (e.g. experiment/)' % output_dir)
     items = gather(results_dirs, only_passed)
+    kinds = sorted({(it['modality'], it['sample_rate'] if it['modality'] == 'audio' else 0) for it in items})
+    if len(kinds) > 1:
+        # One experiment plays or shows one kind of stimulus; the naturals are shared by input name.
+        raise ExportError('the results mix %s; export each kind to its own --output_dir'
+                          % ' and '.join('%s at %d Hz' % k if k[1] else '%ss' % k[0] for k in kinds))
     modality = items[0]['modality']
     if modality == 'audio':
         for it in items:

@@ -312,6 +312,15 @@ def test_experiment_export_is_loudness_matched(generated, tmp_path):
     with pytest.raises(export_experiment.ExportError, match='--seed must be 0 or more'):
         export_experiment.export([os.path.join(out, 'toy_audio')], str(tmp_path / 'exp2'), seed=-1)
     assert not (tmp_path / 'exp2').exists()
+    other = tmp_path / 'other' / 'toy_16k'
+    other.mkdir(parents=True)
+    with open(os.path.join(out, 'toy_audio', 'word0.h5'), 'rb') as src:
+        (other / 'word0.h5').write_bytes(src.read())
+    with h5py.File(other / 'word0.h5', 'a') as f:
+        f.attrs['sample_rate'] = 16000
+    with pytest.raises(export_experiment.ExportError, match='mix audio at 2000 Hz and audio at 16000 Hz'):
+        export_experiment.export([os.path.join(out, 'toy_audio'), str(other)], str(tmp_path / 'exp3'))
+    assert not (tmp_path / 'exp3').exists()
 
 
 def test_cli_errors_are_one_line(tmp_path):
