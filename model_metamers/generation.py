@@ -323,6 +323,9 @@ def generate(settings, network=None, log=None):
             raise GenerationError('null distribution %s has no layer(s) %s'
                              % (settings.null_distribution, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
+    if not jobs:
+        log('shard %d of %d has no jobs (%d input(s) x %d layer(s) = %d jobs in all); nothing to do'
+            % (settings.shard_index, settings.num_shards, len(inputs), len(layers), len(inputs) * len(layers)))
     # Every input of this shard is read before the first synthesis, so that a bad file
     # stops the run before hours of work on the others (and before anything is written).
     stimuli = {i: load_stimulus(network, inputs[i]) for i in sorted({i for i, _ in jobs})}

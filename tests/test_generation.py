@@ -133,6 +133,11 @@ def test_shards_cover_every_job_once_and_merge(tmp_path, net, sounds):
             assert set(f) == {'relu1', 'logits'}
     with pytest.raises(GenerationError, match='shard_index'):
         plan_jobs(3, ['a'], 2, 2)
+    said = []  # more shards than jobs: the spare ones say so
+    rows = generate(_settings(tmp_path / 'spare', sounds[:1], num_shards=5, shard_index=4),
+                    network=net, log=said.append)
+    assert rows == [] and said == ['shard 4 of 5 has no jobs (1 input(s) x 2 layer(s) = 2 jobs in all); '
+                                   'nothing to do']
 
 
 def test_batched_generation_matches_single(tmp_path, net, sounds, generated):
