@@ -68,8 +68,11 @@ def read_wav(path):
 
 
 def _is_wav(path):
-    with open(path, 'rb') as f:
-        head = f.read(12)
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(12)
+    except OSError:  # unreadable: the readers say why
+        return False
     return head[:4] in (b'RIFF', b'RIFX', b'RF64') and head[8:12] == b'WAVE'
 
 

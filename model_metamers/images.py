@@ -44,13 +44,13 @@ def _read_rgb(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ImageLoadError('image file %s does not exist: give the path of a PNG or JPEG file' % path)
-    with open(path, 'rb') as f:
-        data = f.read()
     try:
+        with open(path, 'rb') as f:
+            data = f.read()
         image = _decode_other(data)
         if image is None:
             image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
-    except (tf.errors.OpError, ValueError) as e:
+    except (tf.errors.OpError, ValueError, OSError) as e:
         raise ImageLoadError('cannot decode %s as an image (%s): give a PNG or JPEG file'
                              % (path, op_error_text(e))) from None
     if image.shape[0] == 0 or image.shape[1] == 0:

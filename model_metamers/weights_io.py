@@ -58,11 +58,11 @@ def load_weights(model, path):
     bad_shape = sorted(k for k in set(variables) & set(stored)
                        if tuple(stored[k].shape) != tuple(variables[k].shape))
     if missing or unexpected or bad_shape:
-        lines = ['weights file %s does not fit model %s:' % (path, model.name)]
         if saved_for is not None and str(saved_for) != model.name:
-            lines[0] = ('weights file %s holds weights of network %s, not %s: pass --network=%s, or '
-                        'weights of %s; the differences:' % (path, saved_for, model.name, saved_for,
-                                                             model.name))
+            lines = ['weights file %s holds weights of network %s, not %s: pass --network=%s, or '
+                     'weights of %s; the differences:' % (path, saved_for, model.name, saved_for, model.name)]
+        else:
+            lines = ['weights file %s does not fit model %s:' % (path, model.name)]
         if missing:
             lines.append('  missing from the file: ' + ', '.join(missing))
         if unexpected:
