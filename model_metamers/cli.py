@@ -23,14 +23,14 @@ def run(main, define_flags):
     app.run(lambda argv: sys.exit(unexpected_arguments(argv) or main(argv)))
 
 
-def unexpected_arguments(argv):
-    """Exit status 1 with a one-line error when ``argv`` has words after the program; else 0.
+def unexpected_arguments(argv, example='--layer=conv_0', status=1):
+    """``status`` with a one-line error when ``argv`` has words after the program; else 0.
 
     absl leaves anything that is not a flag in ``argv``; silently ignoring it would
     run, say, ``layer=conv_0`` (a flag without its dashes) with the default layer.
     """
     if len(argv) <= 1:
         return 0
-    print('error: unexpected argument(s) %s; every option is a flag, e.g. --layer=conv_0 (see --help)'
-          % ' '.join(argv[1:]), file=sys.stderr)
-    return 1
+    print('error: unexpected argument(s) %s; every option is a flag, e.g. %s (see --help)'
+          % (' '.join(argv[1:]), example), file=sys.stderr)
+    return status

@@ -65,7 +65,7 @@ def convert(network, checkpoint, output=None, name_map=None, **options):
                               "network's original checkpoint (the path without .index/.data-*, or a "
                               'V1 checkpoint file); published ones: python -m model_metamers.fetch '
                               '--network=%s' % (checkpoint, network))
-    kind, prefix = checkpoints.weights_kind(path, network, 'original')
+    _, prefix = checkpoints.weights_kind(path, network, 'original')
     output = output or checkpoints.default_weights_path(network)
     if not output.endswith('.h5'):
         raise ConversionError('--output=%s must end with .h5 (e.g. <network>.weights.h5) so that '

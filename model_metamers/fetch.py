@@ -37,6 +37,7 @@ from absl import flags
 if __name__ == '__main__':  # as a command: quiet TF's C++ start-up lines before the imports below load it
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
+from model_metamers.cli import unexpected_arguments  # noqa: E402
 from model_metamers.fileio import write_text  # noqa: E402
 from model_metamers.networks import checkpoints  # noqa: E402
 from model_metamers.networks.public_checkpoints import EXTRA_FILES, PUBLIC_CHECKPOINTS  # noqa: E402
@@ -430,9 +431,7 @@ def main(argv=None):
     except flags.Error as e:
         sys.stderr.write('error: %s\n' % e)
         return 2
-    if len(rest) > 1:
-        sys.stderr.write('error: unexpected argument(s) %s; every option is a flag, e.g. '
-                         '--network=vgg_19\n' % ' '.join(rest[1:]))
+    if unexpected_arguments(rest, example='--network=vgg_19', status=2):
         return 2
     if bool(fv.network) == bool(fv.all):
         sys.stderr.write('error: give exactly one of --network=NAME or --all\n')
