@@ -104,7 +104,8 @@ def default_inputs(network):
     return [resources.demo_input(network.name, network.modality)]
 
 
-def _file_extensions(modality):
+def input_extensions(modality):
+    """Lower-case file suffixes a folder of ``'audio'`` or ``'image'`` inputs is scanned for."""
     if modality == 'image':
         from model_metamers.images import FILE_EXTENSIONS
     else:
@@ -122,7 +123,7 @@ def expand_inputs(items, modality):
     for item in items:
         item = os.fspath(item)
         if os.path.isdir(item):
-            ext = _file_extensions(modality)
+            ext = input_extensions(modality)
             found = sorted(os.path.join(item, f) for f in os.listdir(item)
                            if f.lower().endswith(ext) and not os.path.isdir(os.path.join(item, f)))
             if not found:

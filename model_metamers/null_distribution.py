@@ -45,10 +45,9 @@ class NullDistributionError(ValueError):
 # ------------------------------------------------------------------ datasets
 def list_dataset(path, modality):
     """Stimulus sources of a dataset: sorted files of a folder, or records of TFRecord files."""
-    if modality == 'audio':
-        from model_metamers.audio import FILE_EXTENSIONS as ext
-    else:
-        from model_metamers.images import FILE_EXTENSIONS as ext
+    from model_metamers.generation import input_extensions
+
+    ext = input_extensions(modality)
     if os.path.isdir(path):
         files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(ext))
         if len(files) < 2:
