@@ -114,11 +114,12 @@ def run(argv):
 
 
 def main(argv):
-    from model_metamers.cli import unexpected_arguments
+    from model_metamers.cli import expand_home, unexpected_arguments
     from model_metamers.errors import USER_ERRORS
 
     if unexpected_arguments(argv):
         sys.exit(1)
+    expand_home()
     try:
         code = run(argv)
     except USER_ERRORS as exc:

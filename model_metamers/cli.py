@@ -20,7 +20,32 @@ def run(main, define_flags):
     use_tcmalloc()  # restarts this command once on tcmalloc when the machine has it
 
     define_flags()
-    app.run(lambda argv: sys.exit(unexpected_arguments(argv) or main(argv)))
+
+    def checked_main(argv):
+        if unexpected_arguments(argv):
+            return 1
+        expand_home()
+        return main(argv)
+
+    app.run(lambda argv: sys.exit(checked_main(argv)))
+
+
+def expand_home(flag_values=None):
+    """Expand a leading ``~`` in every string flag and in each item of a comma-separated one.
+
+    The shell leaves ``--output_dir=~/metamers`` as it is (``~`` is expanded only at the start
+    of a word), which would make a folder named ``~`` in the working directory.
+    """
+    from absl import flags
+
+    flag_values = flag_values if flag_values is not None else flags.FLAGS
+    for name in list(flag_values):
+        value = flag_values[name].value
+        if isinstance(value, str) and '~' in value:
+            expanded = ','.join(os.path.expanduser(item) if item.startswith('~') else item
+                                for item in value.split(','))
+            if expanded != value:
+                flag_values[name].value = expanded
 
 
 def unexpected_arguments(argv, example='--layer=conv_0', status=1):

@@ -280,6 +280,23 @@ def test_tools_refuse_stray_words(tmp_path):
     assert not (tmp_path / 'exp').exists()
 
 
+def test_a_home_tilde_in_flags_is_expanded(tmp_path, monkeypatch):
+    from absl import flags
+
+    from model_metamers.cli import expand_home
+
+    monkeypatch.setenv('HOME', str(tmp_path))
+    fv = flags.FlagValues()
+    flags.DEFINE_string('output_dir', None, '', flag_values=fv)
+    flags.DEFINE_string('input', None, '', flag_values=fv)
+    flags.DEFINE_string('layer', None, '', flag_values=fv)
+    fv(['prog', '--output_dir=~/out', '--input=~/a.wav,b.wav,~/c', '--layer=conv_0'])
+    expand_home(fv)
+    assert fv.output_dir == str(tmp_path / 'out')
+    assert fv.input == '%s,b.wav,%s' % (tmp_path / 'a.wav', tmp_path / 'c')
+    assert fv.layer == 'conv_0'
+
+
 def test_missing_labels_file_names_the_flag(tmp_path):
     with pytest.raises(transfer.TransferError, match='--labels file .*nope.csv does not exist'):
         transfer.load_labels(str(tmp_path / 'nope.csv'))
