@@ -228,6 +228,32 @@ def _part_is_current(path, layer, settings, weights, learning_rate):
             and np.isclose(attrs.get('learning_rate', np.nan), learning_rate))
 
 
+def _null_max(null, network, layer):
+    """The pass threshold ``null`` sets for ``layer`` (NaN without a null), as validation reads it."""
+    if null is None:
+        return np.nan
+    return float(np.max(null[network.resolve(layer)] if network.resolve(layer) in null else null[layer]))
+
+
+def _revalidate_part(path, layer, network, null):
+    """Validate a finished part again (another or no null distribution) and rewrite it.
+
+    Only validation is redone, from the stored metamer and natural stimulus (or
+    cochleagrams); returns the new attributes.
+    """
+    res = results.read_result(path)
+    datasets, attrs = dict(res[layer]['datasets']), dict(res[layer]['attrs'])
+    from_stage = network.representation_stage if attrs.get('domain') == 'cochleagram' else None
+    val = validation.validate(network, datasets['natural'][None], datasets['metamer'][None], layer,
+                              null=null, from_stage=from_stage)[0]
+    attrs.update(val.as_attrs(), natural_class_name=_class_name(network, val.natural_class),
+                 metamer_class_name=_class_name(network, val.metamer_class))
+    datasets['spearman_all_layers'] = np.asarray(list(val.spearman_layers.values()))
+    datasets['spearman_layers'] = np.asarray(list(val.spearman_layers), dtype='S')
+    results.write_part(path, res['_file'], layer, datasets, attrs)
+    return attrs
+
+
 def _state_path(network_dir, layer, stems):
     key = '+'.join(stems)
     if len(key) > 80:
@@ -356,9 +382,16 @@ def generate(settings, network=None, log=None):
             path = results.part_path(network_dir, stems[i], layer)
             if _part_is_current(path, layer, settings, weights, lr):
                 attrs = results.read_result(path)[layer]['attrs']
+                if np.array_equal(float(attrs.get('null_max', np.nan)), _null_max(null, network, layer),
+                                  equal_nan=True):
+                    log('%s / %s: already done, skipped' % (stems[i], layer))
+                else:
+                    attrs = _revalidate_part(path, layer, network, null)
+                    log('%s / %s: already done; validated again %s' % (
+                        stems[i], layer, 'with %s' % settings.null_distribution if null is not None
+                        else 'without a null distribution'))
                 rows.append(_row(stems[i], layer, attrs, skipped=True))
                 touched.add(stems[i])
-                log('%s / %s: already done, skipped' % (stems[i], layer))
             else:
                 todo.append(i)
         for start in range(0, len(todo), settings.batch_size):

@@ -88,6 +88,35 @@ def test_rerun_skips_finished_work(generated, net, sounds):
     assert not any(r['skipped'] for r in rows)
 
 
+def test_a_rerun_with_another_null_validates_again_without_synthesis(tmp_path, net, sounds):
+    settings = _settings(tmp_path, sounds[:1], layers=['relu1'], iterations=20, log_every=10,
+                         figures=False)
+    generate(settings, network=net)
+    result = str(tmp_path / 'toy_audio' / 'word0.h5')
+    before = results.read_result(result)['relu1']
+    assert before['attrs']['criterion'].startswith('same_class (no null')
+    null_path = str(tmp_path / 'null.h5')
+    with h5py.File(null_path, 'w') as f:
+        f.create_dataset('relu1/spearman', data=np.array([0.2, 0.9999999]))
+    said = []
+    settings.null_distribution = null_path
+    rows = generate(settings, network=net, log=said.append)
+    assert rows[0]['skipped'] and said == ['word0 / relu1: already done; validated again with %s' % null_path]
+    after = results.read_result(result)['relu1']
+    assert after['attrs']['criterion'] == 'same_class and spearman > null max'
+    assert after['attrs']['null_max'] == pytest.approx(0.9999999)
+    assert after['attrs']['passed'] == (bool(before['attrs']['same_class'])
+                                        and before['attrs']['spearman_matched'] > 0.9999999)
+    assert after['attrs']['spearman_matched'] == pytest.approx(before['attrs']['spearman_matched'])
+    np.testing.assert_array_equal(after['datasets']['metamer'], before['datasets']['metamer'])
+    said.clear()
+    generate(settings, network=net, log=said.append)  # the same null again: nothing to redo
+    assert said == ['word0 / relu1: already done, skipped']
+    settings.null_distribution = None
+    generate(settings, network=net, log=said.append)
+    assert results.read_result(result)['relu1']['attrs']['criterion'].startswith('same_class (no null')
+
+
 def test_a_layer_named_twice_is_done_once(tmp_path, net, sounds):
     rows = generate(_settings(tmp_path, sounds[:1], layers=['relu1', 'relu1'], iterations=10,
                               figures=False), network=net)
