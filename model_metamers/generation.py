@@ -15,6 +15,7 @@ skipped, and an interrupted synthesis continues from its state file.
 """
 
 import dataclasses
+import glob
 import hashlib
 import os
 import sys
@@ -98,6 +99,29 @@ def resolve_weights(network_name, weights):
            'model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX)' % network_name)
     raise CheckpointError('no weights for %s in %s; %s, or pass --weights=random for an untrained '
                           'network' % (network_name, os.path.dirname(path), how))
+
+
+def weights_fingerprint(weights):
+    """SHA-1 of the weight file(s) ``weights`` names, or ``'random'``.
+
+    A ``.weights.h5`` or V1 checkpoint is one file; a V2 checkpoint prefix is
+    every ``<prefix>.*`` file. Results record it, so that a rerun after the
+    weights were retrained or replaced at the same path makes its metamers again.
+    """
+    if weights is None or weights == 'random':
+        return 'random'
+    path = os.path.expanduser(str(weights))
+    if os.path.isdir(path):  # a folder of TF checkpoints: build() loads its latest
+        import tensorflow as tf
+        path = tf.train.latest_checkpoint(path) or path
+    files = [path] if os.path.isfile(path) else sorted(glob.glob(glob.escape(path) + '.*'))
+    digest = hashlib.sha1()
+    for name in files:
+        digest.update(os.path.basename(name).encode())
+        with open(name, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 22), b''):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def default_inputs(network):
@@ -206,15 +230,16 @@ def plan_jobs(n_inputs, layers, num_shards=1, shard_index=0):
     return [job for k, job in enumerate(jobs) if k % num_shards == shard_index]
 
 
-def _settings_attrs(settings, synth, weights):
+def _settings_attrs(settings, synth, weights, weights_id):
     return {'learning_rate': synth.learning_rate, 'iterations': synth.step,
             'requested_iterations': settings.iterations if settings.iterations is not None else -1,
-            'seed': synth.seeds[0], 'weights': str(weights), 'procedure': synth.procedure.name,
+            'seed': synth.seeds[0], 'weights': str(weights), 'weights_sha1': weights_id,
+            'procedure': synth.procedure.name,
             'domain': synth.domain, 'modified_relu': synth.modified_relu,
             'package_version': __version__, 'network': synth.network.name}
 
 
-def _part_is_current(path, layer, settings, weights, learning_rate):
+def _part_is_current(path, layer, settings, weights, weights_id, learning_rate):
     if not os.path.exists(path):
         return False
     try:
@@ -222,8 +247,11 @@ def _part_is_current(path, layer, settings, weights, learning_rate):
     except (OSError, KeyError):
         return False
     wanted_iter = settings.iterations if settings.iterations is not None else -1
+    # Parts written before weights were fingerprinted have no weights_sha1: the path decides.
     return (attrs.get('requested_iterations') == wanted_iter and attrs.get('seed') == settings.seed
-            and attrs.get('weights') == str(weights) and attrs.get('procedure') == settings.procedure
+            and attrs.get('weights') == str(weights)
+            and attrs.get('weights_sha1', weights_id) == weights_id
+            and attrs.get('procedure') == settings.procedure
             and attrs.get('domain') == settings.domain
             and np.isclose(attrs.get('learning_rate', np.nan), learning_rate))
 
@@ -350,6 +378,7 @@ def generate(settings, network=None, log=None):
             raise GenerationError('null distribution %s has no layer(s) %s'
                              % (settings.null_distribution, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
+    weights_id = weights_fingerprint(weights)
     if not jobs:
         log('shard %d of %d has no jobs (%d input(s) x %d layer(s) = %d jobs in all); nothing to do'
             % (settings.shard_index, settings.num_shards, len(inputs), len(layers), len(inputs) * len(layers)))
@@ -380,7 +409,7 @@ def generate(settings, network=None, log=None):
         todo = []
         for i in by_layer.get(layer, []):
             path = results.part_path(network_dir, stems[i], layer)
-            if _part_is_current(path, layer, settings, weights, lr):
+            if _part_is_current(path, layer, settings, weights, weights_id, lr):
                 attrs = results.read_result(path)[layer]['attrs']
                 if np.array_equal(float(attrs.get('null_max', np.nan)), _null_max(null, network, layer),
                                   equal_nan=True):
@@ -436,7 +465,7 @@ def generate(settings, network=None, log=None):
                              elapsed_s=synth.history['time_s'][-1],
                              natural_class_name=_class_name(network, val.natural_class),
                              metamer_class_name=_class_name(network, val.metamer_class),
-                             **_settings_attrs(settings, synth, weights))
+                             **_settings_attrs(settings, synth, weights, weights_id))
                 attrs['seed'] = synth.seeds[k]
                 # HDF5 lists groups alphabetically; readers sort layers by this.
                 attrs['layer_index'] = (network.metamer_layers.index(layer)

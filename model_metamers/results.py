@@ -10,7 +10,7 @@ Layout under ``<output_dir>/<network>/``:
   ``snapshot_steps``, ``spearman_all_layers`` with ``spearman_layers`` (the
   layer order), and attributes ``spearman_matched``, ``same_class``, ``passed``,
   ``natural_class``, ``metamer_class``, ``learning_rate``, ``iterations``,
-  ``seed``, ``weights``, ``package_version`` (plus ``null_max``, ``criterion``,
+  ``seed``, ``weights``, ``weights_sha1``, ``package_version`` (plus ``null_max``, ``criterion``,
   ``status``, ``procedure``, ``domain``, ``elapsed_s``).
 * ``parts/<stem>/<layer>.h5``: the same group for one layer, written as soon as
   that layer finishes. ``<stem>.h5`` is assembled from the parts; cluster shards

@@ -9,7 +9,7 @@ import scipy.io.wavfile
 import scipy.stats
 
 from model_metamers import networks, weights_io
-from model_metamers.generation import GenerationSettings, generate, resolve_weights
+from model_metamers.generation import GenerationSettings, generate, resolve_weights, weights_fingerprint
 from model_metamers.networks.checkpoints import CheckpointError
 from tests.tb_events import tensorboard_events
 
@@ -136,6 +136,36 @@ def test_synthesis_smoke_through_generation(tmp_path):
         assert f['conv_1'].attrs['iterations'] == 4
         # started from pink noise (RMS 0.01), not from the natural sound
         assert not np.allclose(metamer, f['conv_1/natural'][()], atol=1e-3)
+
+
+def test_retrained_weights_at_the_same_path_are_noticed(tmp_path):
+    weights = str(tmp_path / 'kws_2d.weights.h5')
+    weights_io.save_weights(networks.build('kws_2d', seed=1).model, weights)
+    sound = str(tmp_path / 'yes.wav')
+    t = np.arange(16000) / 16000.0
+    scipy.io.wavfile.write(sound, 16000, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    settings = GenerationSettings(network='kws_2d', weights=weights, inputs=[sound], layers=['conv_0'],
+                                  iterations=2, log_every=2, output_dir=str(tmp_path / 'out'),
+                                  progress=False, figures=False)
+    first = generate(settings)
+    assert [r['skipped'] for r in generate(settings)] == [True]
+    weights_io.save_weights(networks.build('kws_2d', seed=2).model, weights)  # retrained, same path
+    again = generate(settings)
+    assert [r['skipped'] for r in again] == [False]
+    assert again[0]['loss'] != first[0]['loss']
+
+
+def test_weights_fingerprint_covers_every_file_of_a_checkpoint(tmp_path):
+    prefix = tmp_path / 'model.ckpt-7'
+    (tmp_path / 'model.ckpt-7.index').write_bytes(b'index')
+    (tmp_path / 'model.ckpt-7.data-00000-of-00001').write_bytes(b'weights one')
+    (tmp_path / 'model.ckpt-70.index').write_bytes(b'another checkpoint')
+    one = weights_fingerprint(str(prefix))
+    assert one == weights_fingerprint(str(prefix)) and weights_fingerprint('random') == 'random'
+    (tmp_path / 'model.ckpt-70.index').write_bytes(b'changed, but not this checkpoint')
+    assert weights_fingerprint(str(prefix)) == one
+    (tmp_path / 'model.ckpt-7.data-00000-of-00001').write_bytes(b'weights two')
+    assert weights_fingerprint(str(prefix)) != one
 
 
 def test_cochleagram_domain_through_generation(tmp_path):
