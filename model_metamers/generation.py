@@ -239,28 +239,23 @@ def _settings_attrs(settings, synth, weights, weights_id):
             'package_version': __version__, 'network': synth.network.name}
 
 
-def _part_is_current(path, layer, settings, weights, weights_id, learning_rate):
+def _finished_part(path, layer, settings, weights, weights_id, learning_rate):
+    """The attributes of the part at ``path`` if it holds this job done with these settings, else None."""
     if not os.path.exists(path):
-        return False
+        return None
     try:
         attrs = results.read_result(path)[layer]['attrs']
     except (OSError, KeyError):
-        return False
+        return None
     wanted_iter = settings.iterations if settings.iterations is not None else -1
     # Parts written before weights were fingerprinted have no weights_sha1: the path decides.
-    return (attrs.get('requested_iterations') == wanted_iter and attrs.get('seed') == settings.seed
+    same = (attrs.get('requested_iterations') == wanted_iter and attrs.get('seed') == settings.seed
             and attrs.get('weights') == str(weights)
             and attrs.get('weights_sha1', weights_id) == weights_id
             and attrs.get('procedure') == settings.procedure
             and attrs.get('domain') == settings.domain
             and np.isclose(attrs.get('learning_rate', np.nan), learning_rate))
-
-
-def _null_max(null, network, layer):
-    """The pass threshold ``null`` sets for ``layer`` (NaN without a null), as validation reads it."""
-    if null is None:
-        return np.nan
-    return float(np.max(null[network.resolve(layer)] if network.resolve(layer) in null else null[layer]))
+    return attrs if same else None
 
 
 def _revalidate_part(path, layer, network, null):
@@ -409,10 +404,10 @@ def generate(settings, network=None, log=None):
         todo = []
         for i in by_layer.get(layer, []):
             path = results.part_path(network_dir, stems[i], layer)
-            if _part_is_current(path, layer, settings, weights, weights_id, lr):
-                attrs = results.read_result(path)[layer]['attrs']
-                if np.array_equal(float(attrs.get('null_max', np.nan)), _null_max(null, network, layer),
-                                  equal_nan=True):
+            attrs = _finished_part(path, layer, settings, weights, weights_id, lr)
+            if attrs is not None:
+                if np.array_equal(float(attrs.get('null_max', np.nan)),
+                                  validation.null_threshold(null, network, layer), equal_nan=True):
                     log('%s / %s: already done, skipped' % (stems[i], layer))
                 else:
                     attrs = _revalidate_part(path, layer, network, null)

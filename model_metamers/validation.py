@@ -111,6 +111,16 @@ class Validation:
                 'null_max': self.null_max, 'passed': self.passed, 'criterion': self.criterion}
 
 
+def null_threshold(null, network, layer):
+    """The largest null rho for ``layer`` (a metamer passes above it); NaN without a null."""
+    if null is None:
+        return np.nan
+    key = network.resolve(layer) if network.resolve(layer) in null else layer
+    if key not in null:
+        raise ValueError('the null distribution has no layer %r (it has %s)' % (layer, ', '.join(null)))
+    return float(np.max(null[key]))
+
+
 def validate(network, natural, metamer, layer, null=None, layers=None, from_stage=None):
     """Validate a batch of metamers against their natural stimuli.
 
@@ -127,7 +137,7 @@ def validate(network, natural, metamer, layer, null=None, layers=None, from_stag
     """
     if isinstance(null, str):
         null = load_null(null)
-    matched = network.resolve(layer)
+    network.resolve(layer)  # an unknown layer fails here, with the list of layers
     layers = list(layers) if layers is not None else list(network.metamer_layers)
     if network.logits_stage not in [network.resolve(n) for n in layers]:
         layers.append(network.logits_stage)
@@ -143,13 +153,7 @@ def validate(network, natural, metamer, layer, null=None, layers=None, from_stag
                          if network.logits_stage in nat else nat[measured[-1]].numpy(),
                          met[network.logits_stage].numpy()
                          if network.logits_stage in met else met[measured[-1]].numpy())
-    null_max = np.nan
-    if null is not None:
-        key = matched if matched in null else layer
-        if key not in null:
-            raise ValueError('the null distribution has no layer %r (it has %s)'
-                             % (layer, ', '.join(null)))
-        null_max = float(np.max(null[key]))
+    null_max = null_threshold(null, network, layer)
     results = []
     for i in range(len(natural)):
         rhos = {n: spearman(nat[n][i].numpy(), met[n][i].numpy()) for n in measured}
