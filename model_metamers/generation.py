@@ -258,6 +258,15 @@ def _finished_part(path, layer, settings, weights, weights_id, learning_rate):
     return attrs if same else None
 
 
+def _validation_record(network, val):
+    """``(attrs, datasets)`` a result stores for one :class:`validation.Validation`."""
+    attrs = dict(val.as_attrs(), natural_class_name=_class_name(network, val.natural_class),
+                 metamer_class_name=_class_name(network, val.metamer_class))
+    datasets = {'spearman_all_layers': np.asarray(list(val.spearman_layers.values())),
+                'spearman_layers': np.asarray(list(val.spearman_layers), dtype='S')}
+    return attrs, datasets
+
+
 def _revalidate_part(path, layer, network, null):
     """Validate a finished part again (another or no null distribution) and rewrite it.
 
@@ -269,10 +278,9 @@ def _revalidate_part(path, layer, network, null):
     from_stage = network.representation_stage if attrs.get('domain') == 'cochleagram' else None
     val = validation.validate(network, datasets['natural'][None], datasets['metamer'][None], layer,
                               null=null, from_stage=from_stage)[0]
-    attrs.update(val.as_attrs(), natural_class_name=_class_name(network, val.natural_class),
-                 metamer_class_name=_class_name(network, val.metamer_class))
-    datasets['spearman_all_layers'] = np.asarray(list(val.spearman_layers.values()))
-    datasets['spearman_layers'] = np.asarray(list(val.spearman_layers), dtype='S')
+    new_attrs, new_datasets = _validation_record(network, val)
+    attrs.update(new_attrs)
+    datasets.update(new_datasets)
     results.write_part(path, res['_file'], layer, datasets, attrs)
     return attrs
 
@@ -450,16 +458,14 @@ def generate(settings, network=None, log=None):
                     'snapshots': (np.stack(synth.snapshots)[:, k] if synth.snapshots
                                   else np.zeros((0,) + synth.metamer.shape[1:], np.float32)),
                     'snapshot_steps': np.asarray(synth.snapshot_steps, np.int64),
-                    'spearman_all_layers': np.asarray(list(val.spearman_layers.values())),
-                    'spearman_layers': np.asarray(list(val.spearman_layers), dtype='S'),
                 }
+                val_attrs, val_datasets = _validation_record(network, val)
+                datasets.update(val_datasets)
                 if synth.domain == 'cochleagram':
                     datasets['natural_waveform'] = natural[k]
-                attrs = dict(val.as_attrs(), status=synth.status, message=synth.message,
+                attrs = dict(val_attrs, status=synth.status, message=synth.message,
                              final_loss=float(synth.loss[-1, k]),
                              elapsed_s=synth.history['time_s'][-1],
-                             natural_class_name=_class_name(network, val.natural_class),
-                             metamer_class_name=_class_name(network, val.metamer_class),
                              **_settings_attrs(settings, synth, weights, weights_id))
                 attrs['seed'] = synth.seeds[k]
                 # HDF5 lists groups alphabetically; readers sort layers by this.
