@@ -33,6 +33,11 @@ flags.DEFINE_string('name_map', None, 'JSON file of name-map overrides (audio ne
                     '{"<keras layer>": "<TF1 layer scope>", "<keras layer>/<variable>": "<TF1 name>"}')
 flags.DEFINE_boolean('hanning_normalize', None, 'audio reduced-aliasing networks: normalise the '
                      'Hanning kernels (SPEC UNKNOWN; default: unnormalised)')
+flags.DEFINE_list('ignore_variables', None, 'audio networks: checkpoint variables (names, scopes or '
+                  'fnmatch patterns) of brain_network/ that the Keras model deliberately does not use; '
+                  'any other unmapped variable of the network is an error')
+flags.DEFINE_boolean('use_ema', False, 'read weights from their ExponentialMovingAverage shadows '
+                     'where the checkpoint has them (default: the plain values)')
 flags.DEFINE_boolean('print_name_map', False, 'print the TF1 name map of --network (with '
                      '--name_map applied) and exit')
 
@@ -117,10 +122,14 @@ def main(argv):
             print(name_map_table(FLAGS.network, FLAGS.name_map))
             return 0
         output, net = convert(FLAGS.network, FLAGS.checkpoint, FLAGS.output, FLAGS.name_map,
-                              hanning_normalize=FLAGS.hanning_normalize)
+                              hanning_normalize=FLAGS.hanning_normalize,
+                              ignore_variables=FLAGS.ignore_variables or None,
+                              use_ema=FLAGS.use_ema or None)
     except (ValueError, OSError) as e:
         print('convert_checkpoint: error: %s' % e, file=sys.stderr)
         return 1
+    if net.info.get('weights_report'):
+        print(net.info['weights_report'])
     print('wrote %s (%s from %s, options %s); load it with build(%r, weights=%r)'
           % (output, FLAGS.network, FLAGS.checkpoint,
              json.dumps(net.info.get('build_options', {}), sort_keys=True), FLAGS.network, output))

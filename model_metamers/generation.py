@@ -360,6 +360,8 @@ def generate(settings, network=None, log=None):
                 network = _networks.build(settings.network, weights=weights, seed=0)
         else:
             network = _networks.build(settings.network, weights=weights, seed=0)
+        if network.info.get('weights_report'):
+            log(network.info['weights_report'])
     layers, seen = [], set()
     for layer in (settings.layers or network.metamer_layers):
         canonical = network.resolve(layer)

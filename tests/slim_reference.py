@@ -108,6 +108,11 @@ class SlimReference:
                          bn_decay=0.0)
                 calibrate = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)[n_updates:]
             tf.compat.v1.train.get_or_create_global_step()  # a non-model variable, as in real ckpts
+            if name == 'vgg_19':
+                # The model zoo's vgg_19.ckpt (vgg_19_2016_08_28.tar.gz) was converted from Caffe
+                # and keeps Caffe's mean pixel beside the network: vgg_19/mean_rgb, shape [3].
+                tf.compat.v1.get_variable('vgg_19/mean_rgb', shape=[3], dtype=tf.float32,
+                                          trainable=False)
             self.variables = {v.op.name: v for v in tf.compat.v1.global_variables()}
             # One placeholder + assign op per variable, so all values go in one run
             # (Variable.load costs a full session set-up per call).
@@ -116,8 +121,10 @@ class SlimReference:
             self._assigns = {n: v.assign(self._feeds[n]) for n, v in self.variables.items()}
             self.session = tf.compat.v1.Session(graph=self.graph)
             values = {n: _random_value(n, v.shape.as_list(), rng)
-                      for n, v in self.variables.items() if n != 'global_step'}
+                      for n, v in self.variables.items() if n not in ('global_step', 'vgg_19/mean_rgb')}
             values['global_step'] = np.int64(12345)
+            if 'vgg_19/mean_rgb' in self.variables:
+                values['vgg_19/mean_rgb'] = np.array([123.68, 116.779, 103.939], np.float32)
             self._assign(values)
             if calibrate:
                 self.session.run(calibrate, {self.images: calibration_images})

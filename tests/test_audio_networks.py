@@ -347,6 +347,47 @@ def test_renamed_variable_loads_with_name_map_override(renamed_checkpoint, loade
         np.testing.assert_array_equal(value.numpy(), stages[layer], err_msg=layer)
 
 
+@pytest.fixture(scope='module')
+def extra_batch_norm_checkpoint(word_reference, tmp_path_factory):
+    """The word checkpoint plus a fourth batch norm (brain_network/batch_norm_3/...) that the
+    Keras model does not have, as a checkpoint of a network with one more layer would hold."""
+    reader = tf.train.load_checkpoint(word_reference.prefix)
+    values = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
+    for var in ('gamma', 'beta', 'moving_mean', 'moving_variance'):
+        values['brain_network/batch_norm_3/%s' % var] = np.ones(512, np.float32)
+    names = sorted(values)
+    prefix = str(tmp_path_factory.mktemp('extra_bn') / 'model.ckpt')
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
+                      tensors=[tf.constant(values[n]) for n in names])
+    return prefix
+
+
+def test_unused_network_variables_are_an_error(extra_batch_norm_checkpoint, tmp_path):
+    output = str(tmp_path / 'never.weights.h5')
+    with pytest.raises(CheckpointError) as error:
+        convert_checkpoint.convert('word_reduced_aliasing', extra_batch_norm_checkpoint, output)
+    message = str(error.value)
+    assert len(message.splitlines()) == 1, message
+    assert '4 variable(s) of the network that the Keras model would not use' in message
+    assert 'brain_network/batch_norm_3/moving_variance (512,)' in message
+    assert '--name_map' in message and '--ignore_variables=brain_network/batch_norm_3/beta,' in message
+    assert not os.path.exists(output)
+
+
+def test_unused_variables_ignored_on_purpose_and_bookkeeping_reported(
+        extra_batch_norm_checkpoint, loaded, word_reference):
+    net, stages, _ = loaded('word_reduced_aliasing')
+    # the shared checkpoint holds global_step and an Adam slot: skipped, said in one line
+    report = net.info['weights_report']
+    assert len(report.splitlines()) == 1
+    assert 'training step: global_step' in report and 'optimiser slots: ' in report, report
+    again = build('word_reduced_aliasing', weights=extra_batch_norm_checkpoint,
+                  ignore_variables='brain_network/batch_norm_3')
+    assert 'ignored on purpose: brain_network/batch_norm_3/beta' in again.info['weights_report']
+    out = again.activations(stages['cochleagram'], ['logits'], from_stage='cochleagram')
+    np.testing.assert_array_equal(out['logits'].numpy(), stages['logits'])
+
+
 def test_name_map_overrides_and_errors(tmp_path):
     mapping = variable_map(('word', 'audioset'))
     assert mapping['fc_top_audioset/kernel'] == 'brain_network/fc_top_0/kernel'

@@ -220,6 +220,39 @@ def test_non_model_variables_ignored_but_unknown_model_variables_rejected(incept
         networks.build('inception_v3', weights=prefix)
 
 
+def test_published_bookkeeping_variables_are_skipped_and_reported(pair):
+    """The model-zoo files hold global_step (all three) and, for VGG-19 (converted from Caffe),
+    vgg_19/mean_rgb [3]: they load (the parity tests above use such files) and the load says
+    in one line what it skipped."""
+    report = pair.net.info.get('weights_report', '')
+    assert len(report.splitlines()) == 1 and pair.ref.checkpoint in report, report
+    assert 'training step: global_step' in report, report
+    if pair.name == 'vgg_19':
+        assert 'mean pixel: vgg_19/mean_rgb (3,)' in report, report
+        assert 'skipped 2 training variable(s)' in report, report
+    else:
+        assert 'mean_rgb' not in report and 'skipped 1 training variable(s)' in report, report
+
+
+@INCEPTION_ONLY
+def test_moving_averages_are_used_only_when_asked(inception):
+    values = dict(inception['values'])
+    bias = 'InceptionV3/Logits/Conv2d_1c_1x1/biases'
+    for name in [n for n in values if n.endswith(('/weights', '/biases'))]:
+        values[name + '/ExponentialMovingAverage'] = values[name]
+    values[bias + '/ExponentialMovingAverage'] = values[bias] + np.float32(1.0)
+    prefix = _save_v2(os.path.join(inception['dir'], 'ema', 'model.ckpt'), values)
+    plain = networks.build('inception_v3', weights=prefix)
+    _assert_close(plain.logits(inception['x']).numpy(), inception['logits'], 'Logits (plain)')
+    assert 'moving averages:' in plain.info['weights_report']
+    ema = networks.build('inception_v3', weights=prefix, use_ema=True)
+    # the logits bias is added last, so its shadow (+1) shifts every logit by exactly 1
+    _assert_close(ema.logits(inception['x']).numpy() - 1.0, inception['logits'], 'Logits (EMA)')
+    assert 'taken from their ExponentialMovingAverage shadows' in ema.info['weights_report']
+    with pytest.raises(CheckpointError, match='no ExponentialMovingAverage shadows'):
+        networks.build('inception_v3', weights=inception['ref'].checkpoint, use_ema=True)
+
+
 @INCEPTION_ONLY
 def test_aux_logits_can_be_left_out(inception):
     net = networks.build('inception_v3', weights=inception['ref'].checkpoint, aux_logits=False)

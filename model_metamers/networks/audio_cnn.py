@@ -38,7 +38,7 @@ import tensorflow as tf
 import tfcochleagram
 from model_metamers import resources
 from model_metamers.layers import HanningPooling, SingleChannelConv2D
-from model_metamers.networks import checkpoints, tf1_audio_names
+from model_metamers.networks import bookkeeping, checkpoints, tf1_audio_names
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.checkpoints import CheckpointError
 
@@ -169,15 +169,49 @@ def _check_h5_network(path, attrs, name, variant):
                               % (path, stored, name, variant.description, stored, name))
 
 
-def _plan_weights(name, variant, weights, hanning_normalize, avgpool_padding, name_map):
+def _other_heads(names, mapped):
+    """Unread ``brain_network/fc_top_<i>/...`` variables: heads of tasks this network does not have.
+
+    They sit after ``fc_intermediate``, off the path to every stage of the
+    network, so leaving them out changes no activation (the AudioSet network
+    loads from the two-head checkpoint this way); they are reported, not errors.
+    """
+    prefix = tf1_audio_names.TF1_SCOPE + '/fc_top_'
+    mapped = set(mapped)
+    return sorted(n for n in names if n.startswith(prefix) and n not in mapped
+                  and bookkeeping.kind_of(n) is None)
+
+
+def _check_accounted(values, mapped, path, ignore):
+    """Every ``brain_network/`` variable must be read, be training bookkeeping or be ignored on purpose."""
+    extra = checkpoints.unaccounted(values, set(mapped) | set(_other_heads(values, mapped)),
+                                    tf1_audio_names.TF1_SCOPE, ignore)
+    if extra:
+        raise CheckpointError(
+            'checkpoint %s holds %d variable(s) of the network that the Keras model would not use: '
+            '%s. The model would compute something else than the checkpoint\'s network. Map them '
+            'to Keras variables (python -m model_metamers.convert_checkpoint --name_map=..., see '
+            '--print_name_map) or, if the network truly does not use them, ignore them on purpose '
+            '(convert_checkpoint --ignore_variables=%s)'
+            % (path, len(extra), ', '.join('%s %s' % (n, tuple(np.shape(values[n]))) for n in extra),
+               ','.join(extra)))
+
+
+def _plan_weights(name, variant, weights, hanning_normalize, avgpool_padding, name_map,
+                  ignore_variables=None, use_ema=False):
     """Where the weights come from and the options they imply, before building.
 
-    Returns ``(kind, path, options, mapping, values)``: ``mapping`` and
-    ``values`` are the name map and checkpoint arrays for a TF1 checkpoint.
+    Returns ``(kind, path, options, mapping, values, report)``: ``mapping`` and
+    ``values`` are the name map and checkpoint arrays for a TF1 checkpoint,
+    ``report`` the one line saying which training variables were skipped.
     """
     kind, path = checkpoints.weights_kind(weights, name, 'TF1 (brain_network/...)')
     options = {'hanning_normalize': hanning_normalize, 'avgpool_padding': avgpool_padding}
     mapping = values = None
+    report = ''
+    if kind != 'checkpoint' and (use_ema or ignore_variables):
+        raise CheckpointError('use_ema and ignore_variables apply to a TF1 checkpoint; %s weights '
+                              'are not one (drop them)' % ('random' if kind == 'random' else path))
     if kind == 'checkpoint':
         if not variant.trained:
             raise CheckpointError(
@@ -185,7 +219,27 @@ def _plan_weights(name, variant, weights, hanning_normalize, avgpool_padding, na
                 'saved initialisation), not the TF1 checkpoint %s; use word_reduced_aliasing for '
                 'the trained network' % (name, path))
         mapping = tf1_audio_names.variable_map(variant.tasks, name_map)
+        shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+        plain, ema_used = mapping, 0
+        if use_ema:
+            mapping, ema_used = checkpoints.with_moving_averages(plain, shapes, path)
         values = _read_tf1(path, mapping)
+        if all(v in values for v in mapping.values()):  # else assign_by_name lists what is missing
+            _check_accounted(values, plain.values(), path, ignore_variables)
+        used = set(mapping.values()) | set(plain.values())
+        heads = _other_heads(shapes, used)
+        # What is left in the scope now passed the check, so the user ignored it on purpose.
+        deliberately = checkpoints.unaccounted(shapes, used | set(heads), tf1_audio_names.TF1_SCOPE)
+        outside = sorted(n for n in shapes if not n.startswith(tf1_audio_names.TF1_SCOPE + '/')
+                         and bookkeeping.kind_of(n) is None)
+        report = bookkeeping.report(path, [n for n in shapes if n not in used], shapes,
+                                    ema_used=ema_used, outside=outside)
+        if heads:
+            report = (report or 'checkpoint %s' % path) + (
+                '; heads of other tasks, not read: %s' % ', '.join(heads))
+        if deliberately:
+            report = (report or 'checkpoint %s' % path) + '; ignored on purpose: %s' % ', '.join(
+                deliberately)
         dense = values.get(mapping['fc_intermediate/kernel'])
         if dense is not None and np.ndim(dense) == 2:
             found = padding_from_flatten_size(int(np.shape(dense)[0]), path)
@@ -207,7 +261,7 @@ def _plan_weights(name, variant, weights, hanning_normalize, avgpool_padding, na
         options['avgpool_padding'] = 'SAME'
     if options['hanning_normalize'] is None:
         options['hanning_normalize'] = False  # the original function's default (SPEC §2)
-    return kind, path, options, mapping, values
+    return kind, path, options, mapping, values, report
 
 
 # ------------------------------------------------------------ architecture
@@ -346,7 +400,8 @@ RELU_STAGES = {name: [name + '_pre_relu']
 
 # ------------------------------------------------------------------ builders
 def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
-                        avgpool_padding=None, name_map=None, envelope_impl='banded'):
+                        avgpool_padding=None, name_map=None, envelope_impl='banded',
+                        ignore_variables=None, use_ema=False):
     """Build one of :data:`VARIANTS` as a :class:`MetamerNetwork`.
 
     Args:
@@ -367,6 +422,13 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
       envelope_impl: the cochleagram's ``envelope_impl``: ``'banded'`` (faster) or
         ``'full'`` (the original's inverse FFTs and their round-off as well); see
         :class:`tfcochleagram.CochleagramGraph`.
+      ignore_variables: TF1 checkpoints: ``brain_network/`` variables (names,
+        scopes or fnmatch patterns; a list or comma-separated string) that the
+        model deliberately does not use. Any other unmapped variable of the
+        network is an error; training bookkeeping (:mod:`bookkeeping`) is
+        skipped and reported in ``info['weights_report']``.
+      use_ema: TF1 checkpoints: read weights from their ExponentialMovingAverage
+        shadows where present.
 
     Raises :class:`CheckpointError` when the weights are missing or do not fit
     (listing expected and available variable names), :class:`NameMapError`
@@ -376,9 +438,9 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
         raise AudioNetworkOptionError('unknown audio network %r; audio networks: %s'
                                       % (name, ', '.join(VARIANTS)))
     variant = VARIANTS[name]
-    kind, path, options, mapping, values = _plan_weights(
+    kind, path, options, mapping, values, report = _plan_weights(
         name, variant, weights, _check_normalize(hanning_normalize),
-        _check_padding(avgpool_padding), name_map)
+        _check_padding(avgpool_padding), name_map, ignore_variables, use_ema)
 
     init = _Initialisers(seed, random=(kind == 'random'))
     waveform = keras.Input(shape=(SIGNAL_LENGTH,), name='waveform')
@@ -395,6 +457,8 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
             'task_keys': {t: tf1_audio_names.TASK_KEYS[t] for t in variant.tasks}}
     if kind == 'random':
         info['seed'] = int(seed)
+    if report:
+        info['weights_report'] = report
     if name_map is not None:
         info['name_map_overrides'] = tf1_audio_names.load_overrides(name_map)
     if len(variant.tasks) > 1:

@@ -1,11 +1,13 @@
 """Where weights come from: the ``weights`` argument of ``build()`` and checkpoint folders."""
 
+import fnmatch
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from model_metamers import weights_io
+from model_metamers.networks import bookkeeping
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -129,3 +131,50 @@ def assign_by_name(model, name_map, values, checkpoint_label):
         raise CheckpointError('\n'.join(lines))
     for key, var in variables.items():
         var.assign(values[name_map[key]])
+
+
+def ignore_patterns(ignore):
+    """``ignore`` (None, a comma-separated string or a list) as a tuple of name patterns.
+
+    A pattern is a variable name, a scope (every variable under it) or an
+    fnmatch pattern such as ``brain_network/batch_norm_*``.
+    """
+    if not ignore:
+        return ()
+    if isinstance(ignore, str):
+        ignore = ignore.split(',')
+    return tuple(p.strip().rstrip('/') for p in ignore if p and p.strip())
+
+
+def _ignored(name, patterns):
+    return any(name == p or name.startswith(p + '/') or fnmatch.fnmatchcase(name, p)
+               for p in patterns)
+
+
+def unaccounted(names, mapped, scope, ignore=()):
+    """Variables of ``scope/`` in ``names`` that the load would drop without a word.
+
+    Those are the names that are neither in ``mapped`` (read into the model),
+    nor training bookkeeping (:mod:`bookkeeping`), nor matched by one of the
+    user's ``ignore`` patterns. A non-empty result means the checkpoint's
+    network has something the Keras model lacks.
+    """
+    patterns = ignore_patterns(ignore)
+    mapped = set(mapped)
+    return sorted(n for n in names if n.startswith(scope + '/') and n not in mapped
+                  and bookkeeping.kind_of(n) is None and not _ignored(n, patterns))
+
+
+def with_moving_averages(name_map, names, label):
+    """``(name_map, n)``: every checkpoint name replaced by its EMA shadow where ``names`` has one.
+
+    Raises :class:`CheckpointError` when the checkpoint holds no shadow of any
+    mapped variable (``use_ema`` was asked of a checkpoint trained without it).
+    """
+    names = set(names)
+    shadows = {v: bookkeeping.ema_name(v) for v in name_map.values()
+               if bookkeeping.ema_name(v) in names}
+    if not shadows:
+        raise CheckpointError('checkpoint %s has no ExponentialMovingAverage shadows of the '
+                              "network's variables; load it without use_ema (--nouse_ema)" % label)
+    return {k: shadows.get(v, v) for k, v in name_map.items()}, len(shadows)

@@ -121,7 +121,7 @@ def _reduced_kernel(net, size):
 
 
 def build_inception_v3(weights='random', seed=0, num_classes=1001, aux_logits=True,
-                       image_size=IMAGE_SIZE, name='inception_v3'):
+                       image_size=IMAGE_SIZE, name='inception_v3', use_ema=False):
     """Build Inception-V3.
 
     Args:
@@ -133,6 +133,8 @@ def build_inception_v3(weights='random', seed=0, num_classes=1001, aux_logits=Tr
       aux_logits: build the auxiliary head (stage ``AuxLogits``).
       image_size: input height and width (299 as trained).
       name: network name.
+      use_ema: read each weight from its ``ExponentialMovingAverage`` shadow in a
+        checkpoint that has them (default: the plain values).
 
     Returns a :class:`MetamerNetwork` whose stages are every slim end point
     (``Conv2d_1a_3x3`` ... ``Mixed_7c``, ``AuxLogits``, ``PreLogits``,
@@ -196,8 +198,11 @@ def build_inception_v3(weights='random', seed=0, num_classes=1001, aux_logits=Tr
               'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'aux_logits': bool(aux_logits), 'checkpoint_map': dict(g.name_map),
               'preprocessing': '(x - 0.5) * 2'})
-    kind, path = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
+    kind, path, report = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
                                           ignore_scopes=ignore,
-                                          default_checkpoint='inception_v3.ckpt')
+                                          default_checkpoint='inception_v3.ckpt',
+                                                  use_ema=use_ema)
     network.info['weights'] = path if path else kind
+    if report:
+        network.info['weights_report'] = report
     return network

@@ -73,7 +73,7 @@ def _bottleneck(g, net, scope, depth, depth_bottleneck, stride, bn):
 
 
 def build_resnet_v2_101(weights='random', seed=0, num_classes=1001, bn_epsilon=TF1_FUSED_MIN_EPSILON,
-                        image_size=IMAGE_SIZE, name='resnet_v2_101'):
+                        image_size=IMAGE_SIZE, name='resnet_v2_101', use_ema=False):
     """Build ResNet-101-V2.
 
     Args:
@@ -85,6 +85,8 @@ def build_resnet_v2_101(weights='random', seed=0, num_classes=1001, bn_epsilon=T
       bn_epsilon: batch-norm epsilon (1.001e-5: what TF1 ran; 1e-5: slim's value).
       image_size: input height and width (299 as used in the paper).
       name: network name.
+      use_ema: read each weight from its ``ExponentialMovingAverage`` shadow in a
+        checkpoint that has them (default: the plain values).
 
     Returns a :class:`MetamerNetwork` whose stages are every slim end point
     (``resnet_v2_101/conv1``, ``.../blockN/unit_K/bottleneck_v2[/conv1|conv2|
@@ -131,7 +133,10 @@ def build_resnet_v2_101(weights='random', seed=0, num_classes=1001, bn_epsilon=T
               'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'bn_epsilon': float(bn_epsilon), 'checkpoint_map': dict(g.name_map),
               'preprocessing': '(x - 0.5) * 2'})
-    kind, path = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
-                                          default_checkpoint='resnet_v2_101.ckpt')
+    kind, path, report = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
+                                          default_checkpoint='resnet_v2_101.ckpt',
+                                                  use_ema=use_ema)
     network.info['weights'] = path if path else kind
+    if report:
+        network.info['weights_report'] = report
     return network

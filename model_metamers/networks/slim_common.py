@@ -21,13 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers import resources
-from model_metamers.networks import checkpoints
+from model_metamers.networks import bookkeeping, checkpoints
 from model_metamers.networks.checkpoints import CheckpointError
-
-# Checkpoint variables that training leaves next to the model's own (optimizer
-# slots, moving averages of the weights): never part of the inference model.
-_NON_MODEL_SUFFIXES = ('/Momentum', '/RMSProp', '/RMSProp_1', '/Adam', '/Adam_1',
-                       '/ExponentialMovingAverage', '/Adagrad', '/Ftrl', '/Ftrl_1')
 
 PRE_RELU_SUFFIX = '/pre_relu'
 
@@ -231,10 +226,6 @@ def class_names_for(num_classes):
     return ['class_%d' % i for i in range(num_classes)], 0
 
 
-def _is_model_variable(name, scope):
-    return name.startswith(scope + '/') and not name.endswith(_NON_MODEL_SUFFIXES)
-
-
 def _side_by_side(left_title, left, right_title, right):
     width = max([len(left_title)] + [len(s) for s in left]) + 2
     lines = ['    %-*s| %s' % (width, left_title, right_title)]
@@ -245,19 +236,25 @@ def _side_by_side(left_title, left, right_title, right):
     return lines
 
 
-def load_slim_checkpoint(model, name_map, prefix, scope, network_name, ignore_scopes=()):
+def load_slim_checkpoint(model, name_map, prefix, scope, network_name, ignore_scopes=(),
+                         use_ema=False):
     """Assign ``model`` from a TF-Slim checkpoint through ``name_map``.
 
     Args:
       model: the Keras model.
       name_map: ``{'<keras layer>/<variable>': '<checkpoint variable>'}``.
       prefix: the checkpoint (V2 prefix or V1 file).
-      scope: the network's top scope (``'vgg_19'``); checkpoint variables
-        outside it (``global_step``, ...) and optimizer slots are ignored.
+      scope: the network's top scope (``'vgg_19'``). Every variable under it
+        must be mapped or be training bookkeeping (``global_step``, the
+        model zoo's ``vgg_19/mean_rgb``, optimiser slots, moving averages:
+        :mod:`bookkeeping`); variables outside it are not read.
       network_name: shown in errors.
       ignore_scopes: sub-scopes in the checkpoint the model deliberately does
         not build (e.g. ``'InceptionV3/AuxLogits'``).
+      use_ema: read each weight from its ``ExponentialMovingAverage`` shadow
+        where the checkpoint has one.
 
+    Returns the one-line report of what was skipped ('' when nothing was).
     Raises :class:`CheckpointError` when the checkpoint cannot be read, when a
     model variable is missing, or when the checkpoint holds variables of the
     network's scope that the model does not know (listed side by side).
@@ -271,9 +268,7 @@ def load_slim_checkpoint(model, name_map, prefix, scope, network_name, ignore_sc
                               % (prefix, network_name, str(e).splitlines()[0])) from None
     expected = set(name_map.values())
     missing = sorted(expected - set(shapes))
-    unexpected = sorted(n for n in shapes
-                        if _is_model_variable(n, scope) and n not in expected
-                        and not any(n.startswith(s + '/') for s in ignore_scopes))
+    unexpected = checkpoints.unaccounted(shapes, expected, scope, ignore_scopes)
     if missing or unexpected:
         lines = ['checkpoint %s does not fit network %s: %d model variables missing, %d unexpected '
                  '(is it the checkpoint of another network or built with other options?)'
@@ -282,18 +277,28 @@ def load_slim_checkpoint(model, name_map, prefix, scope, network_name, ignore_sc
                                'unexpected (in the checkpoint, scope %s/)' % scope,
                                ['%s %s' % (n, tuple(shapes[n])) for n in unexpected])
         raise CheckpointError('\n'.join(lines))
-    values = {n: reader.get_tensor(n) for n in expected}
+    ema_used = 0
+    if use_ema:
+        name_map, ema_used = checkpoints.with_moving_averages(name_map, shapes, prefix)
+    values = {n: reader.get_tensor(n) for n in set(name_map.values())}
     checkpoints.assign_by_name(model, name_map, values, prefix)
+    outside = sorted(n for n in shapes if not n.startswith(scope + '/')
+                     and bookkeeping.kind_of(n) is None)
+    return bookkeeping.report(prefix, [n for n in shapes if n not in expected], shapes,
+                              ema_used=ema_used, outside=outside)
 
 
 def load_weights(model, name_map, weights, network_name, scope, ignore_scopes=(),
-                 default_checkpoint=None):
+                 default_checkpoint=None, use_ema=False):
     """Apply the ``weights`` argument of a builder: ``'random'``, a checkpoint, or ``*.weights.h5``.
 
     ``'default'`` means ``<checkpoint_dir>/<network>.weights.h5`` when it exists,
     else the published checkpoint file ``<checkpoint_dir>/<default_checkpoint>``
-    (where ``python -m model_metamers.fetch`` puts it).
-    Returns ``(kind, path)`` as :func:`checkpoints.weights_kind` does.
+    (where ``python -m model_metamers.fetch`` puts it). ``use_ema``: see
+    :func:`load_slim_checkpoint` (checkpoints only).
+    Returns ``(kind, path, report)``: ``(kind, path)`` as
+    :func:`checkpoints.weights_kind` gives them, ``report`` the one line saying
+    which training variables were skipped ('' for none).
     """
     if weights == 'default' and default_checkpoint:
         published = os.path.join(checkpoints.checkpoint_dir(), default_checkpoint)
@@ -301,11 +306,16 @@ def load_weights(model, name_map, weights, network_name, scope, ignore_scopes=()
                 and checkpoints.is_tf_checkpoint(published)):
             weights = published
     kind, path = checkpoints.weights_kind(weights, network_name, 'TF-Slim')
+    report = ''
     if kind == 'checkpoint':
-        load_slim_checkpoint(model, name_map, path, scope, network_name, ignore_scopes)
+        report = load_slim_checkpoint(model, name_map, path, scope, network_name, ignore_scopes,
+                                      use_ema=use_ema)
+    elif use_ema:
+        raise CheckpointError('use_ema reads moving averages from a TF-Slim checkpoint; %s weights '
+                              'have none (drop use_ema)' % ('random' if kind == 'random' else path))
     elif kind == 'h5':
         checkpoints.load_weights_h5(model, path)
-    return kind, path
+    return kind, path, report
 
 
 def needs_random_init(weights):

@@ -32,7 +32,7 @@ PAPER_LAYERS = {
 METAMER_LAYERS = list(PAPER_LAYERS)
 
 
-def build_vgg_19(weights='random', seed=0, num_classes=1000, name='vgg_19'):
+def build_vgg_19(weights='random', seed=0, num_classes=1000, name='vgg_19', use_ema=False):
     """Build VGG-19.
 
     Args:
@@ -42,6 +42,8 @@ def build_vgg_19(weights='random', seed=0, num_classes=1000, name='vgg_19'):
         zero biases; same distribution as slim, not the same numbers).
       num_classes: logits of fc8 (1000 for the published checkpoint).
       name: network name.
+      use_ema: read each weight from its ``ExponentialMovingAverage`` shadow in a
+        checkpoint that has them (default: the plain values).
 
     Returns a :class:`MetamerNetwork` whose stages are every slim end point
     (``vgg_19/conv1/conv1_1`` ... ``vgg_19/fc8``), the pre-ReLU tensors
@@ -77,7 +79,10 @@ def build_vgg_19(weights='random', seed=0, num_classes=1000, name='vgg_19'):
         info={'build_options': {'num_classes': num_classes},
               'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'checkpoint_map': dict(g.name_map), 'preprocessing': 'x*255 - %s' % (MEANS,)})
-    kind, path = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
-                                          default_checkpoint='vgg_19.ckpt')
+    kind, path, report = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
+                                          default_checkpoint='vgg_19.ckpt',
+                                                  use_ema=use_ema)
     network.info['weights'] = path if path else kind
+    if report:
+        network.info['weights_report'] = report
     return network
