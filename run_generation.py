@@ -29,7 +29,10 @@ flags.DEFINE_float('learning_rate', None, "Adam learning rate (default: the netw
 flags.DEFINE_integer('seed', 0, 'seed of the initial noise (same noise for every layer)')
 flags.DEFINE_string('output_dir', 'metamers_out', 'results go to <output_dir>/<network>/')
 flags.DEFINE_integer('log_every', 1000, 'iterations between logged losses and snapshots')
-flags.DEFINE_string('null_distribution', None, 'HDF5 null distribution; enables the full pass criterion')
+flags.DEFINE_string('null_distribution', 'auto', "null distribution for the paper's pass criterion: "
+                    "an HDF5 file of model_metamers.null_distribution, a published "
+                    "*_null_dist_spearman_r.pckl, 'auto' (checkpoints/<network>.null.h5, else the "
+                    "release's pickle under checkpoints/) or 'none'")
 flags.DEFINE_boolean('jit_compile', False, 'compile the update loop with XLA')
 flags.DEFINE_integer('batch_size', 1, 'inputs optimised together (same layer)')
 flags.DEFINE_integer('num_shards', 1, 'split inputs x layers over this many jobs (cluster array)')

@@ -7,6 +7,19 @@ Usage::
       [--output=checkpoints/word_reduced_aliasing.weights.h5] [--name_map=overrides.json] \\
       [--hanning_normalize | --nohanning_normalize]
   python -m model_metamers.convert_checkpoint --network=word_aliased --print_name_map
+  python -m model_metamers.convert_checkpoint --network=word_reduced_aliasing \
+      --checkpoint=/path/to/word_reduced_aliasing.ckpt --inspect
+
+For the word networks, the release's network-configuration pickle
+(``word_network_aliased.pckl`` / ``word_network_reduced_aliasing.pckl``, found
+beside the checkpoint or given with ``--network_config``) is read without
+running anything from it (:mod:`model_metamers.networks.tf1_network_config`):
+its layer names become the TF1 names of the Keras layers, its Hanning and
+avgpool settings the build options, and every layer (order, type, filters,
+kernel, strides, padding, units, pooling parameters) is compared with the Keras
+build; any difference stops the conversion with a side-by-side table.
+``--inspect`` prints the checkpoint's variables and the pickle's layers with the
+mapping that would be used, and writes nothing.
 
 The network is built from the checkpoint (through the name map for the audio
 networks), then every Keras weight is written by ``<layer>/<variable>`` with
@@ -24,41 +37,13 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('network', None, 'registered network name (python -c "from model_metamers.'
-                    'networks import list_networks; print(list_networks())")')
-flags.DEFINE_string('checkpoint', None, 'checkpoint prefix in the original format (the path '
-                    'without .index / .data-*), or a folder holding one')
-flags.DEFINE_string('output', None, 'where to write; default <checkpoint dir>/<network>.weights.h5')
-flags.DEFINE_string('name_map', None, 'JSON file of name-map overrides (audio networks): '
-                    '{"<keras layer>": "<TF1 layer scope>", "<keras layer>/<variable>": "<TF1 name>"}')
-flags.DEFINE_boolean('hanning_normalize', None, 'audio reduced-aliasing networks: normalise the '
-                     'Hanning kernels (SPEC UNKNOWN; default: unnormalised)')
-flags.DEFINE_list('ignore_variables', None, 'audio networks: checkpoint variables (names, scopes or '
-                  'fnmatch patterns) of brain_network/ that the Keras model deliberately does not use; '
-                  'any other unmapped variable of the network is an error')
-flags.DEFINE_boolean('use_ema', False, 'read weights from their ExponentialMovingAverage shadows '
-                     'where the checkpoint has them (default: the plain values)')
-flags.DEFINE_boolean('print_name_map', False, 'print the TF1 name map of --network (with '
-                     '--name_map applied) and exit')
 
 
 class ConversionError(ValueError):
     """Bad arguments to the converter."""
 
 
-def convert(network, checkpoint, output=None, name_map=None, **options):
-    """Build ``network`` from ``checkpoint`` and save it as ``*.weights.h5``.
-
-    Args:
-      network: registered network name.
-      checkpoint: checkpoint prefix in the network's original format.
-      output: destination ``*.h5`` path (default ``checkpoints/<network>.weights.h5``).
-      name_map: name-map overrides (dict or JSON path), for builders that take one.
-      **options: other builder options (e.g. ``hanning_normalize``), passed when not None.
-
-    Returns ``(output path, MetamerNetwork)``.
-    """
-    from model_metamers import networks, weights_io
+def _checkpoint_prefix(network, checkpoint):
     from model_metamers.networks import checkpoints
 
     if not checkpoint:
@@ -70,7 +55,61 @@ def convert(network, checkpoint, output=None, name_map=None, **options):
                               "network's original checkpoint (the path without .index/.data-*, or a "
                               'V1 checkpoint file); published ones: python -m model_metamers.fetch '
                               '--network=%s' % (checkpoint, network))
-    _, prefix = checkpoints.weights_kind(path, network, 'original')
+    return checkpoints.weights_kind(path, network, 'original')[1]
+
+
+def _config_path(network, prefix, network_config):
+    from model_metamers.networks import audio_cnn, tf1_network_config
+
+    if network_config:
+        path = os.path.expanduser(str(network_config))
+        if network not in audio_cnn.VARIANTS:
+            raise ConversionError('--network_config applies to the word networks (%s), not %s'
+                                  % (', '.join(tf1_network_config.FILE_NAMES), network))
+        if not os.path.isfile(path):
+            raise ConversionError('--network_config=%s does not exist; give the release\'s %s'
+                                  % (path, tf1_network_config.FILE_NAMES.get(network, 'pickle')))
+        return path
+    return tf1_network_config.default_path(network, prefix)
+
+
+def _checked_random_build(network, config_path, **options):
+    """``(layers, options, network)``: the pickle's layers and a random build with its options.
+
+    The build has been compared with the pickle layer by layer
+    (:class:`~model_metamers.networks.tf1_network_config.NetworkConfigError`
+    with a side-by-side table otherwise).
+    """
+    from model_metamers import networks
+    from model_metamers.networks import tf1_network_config
+
+    layers = tf1_network_config.read(config_path)
+    found = tf1_network_config.build_options(layers, config_path)
+    merged = {k: v for k, v in options.items() if v is not None}
+    merged.update({k: v for k, v in found.items() if v is not None and k not in merged})
+    net = networks.build(network, weights='random', **merged)
+    tf1_network_config.check(layers, net.model, config_path)
+    return layers, merged, net
+
+
+def convert(network, checkpoint, output=None, name_map=None, network_config=None, **options):
+    """Build ``network`` from ``checkpoint`` and save it as ``*.weights.h5``.
+
+    Args:
+      network: registered network name.
+      checkpoint: checkpoint prefix in the network's original format.
+      output: destination ``*.h5`` path (default ``checkpoints/<network>.weights.h5``).
+      name_map: name-map overrides (dict or JSON path), for builders that take one.
+      network_config: the word networks' configuration pickle; default: the
+        release's file name beside the checkpoint when it is there.
+      **options: other builder options (e.g. ``hanning_normalize``), passed when not None.
+
+    Returns ``(output path, MetamerNetwork)``.
+    """
+    from model_metamers import networks, weights_io
+    from model_metamers.networks import checkpoints
+
+    prefix = _checkpoint_prefix(network, checkpoint)
     output = output or checkpoints.default_weights_path(network)
     if not output.endswith('.h5'):
         raise ConversionError('--output=%s must end with .h5 (e.g. <network>.weights.h5) so that '
@@ -80,6 +119,9 @@ def convert(network, checkpoint, output=None, name_map=None, **options):
         raise ConversionError('cannot write --output=%s: %s is not a writable folder; create it or '
                               'choose another --output' % (output, folder))
     kwargs = {k: v for k, v in options.items() if v is not None}
+    config_path = _config_path(network, prefix, network_config)
+    if config_path:
+        kwargs['network_config'] = config_path
     if name_map is not None:
         kwargs['name_map'] = name_map
     builder = networks.get_builder(network)
@@ -92,8 +134,70 @@ def convert(network, checkpoint, output=None, name_map=None, **options):
         raise
     attrs = {'network': network, 'source_checkpoint': os.path.abspath(prefix),
              'build_options': json.dumps(net.info.get('build_options', {}), sort_keys=True)}
+    if config_path:
+        attrs['network_config'] = os.path.abspath(config_path)
     weights_io.save_weights(net.model, output, attrs=attrs)
     return output, net
+
+
+def inspect(network, checkpoint, name_map=None, network_config=None, **options):
+    """Text: the checkpoint's variables and the configuration pickle's layers, with the mapping.
+
+    Every checkpoint variable is shown with the Keras variable it would fill,
+    or why it is not read (training bookkeeping, a head of another task, not
+    used). Nothing is written.
+    """
+    import tensorflow as tf
+
+    from model_metamers.networks import audio_cnn, bookkeeping, tf1_audio_names, tf1_network_config
+
+    prefix = _checkpoint_prefix(network, checkpoint)
+    shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    lines = []
+    config_path = _config_path(network, prefix, network_config)
+    mapping = {}
+    if network in audio_cnn.VARIANTS:
+        kwargs = {k: v for k, v in options.items() if v is not None}
+        if config_path:
+            layers, kwargs, net = _checked_random_build(network, config_path, **kwargs)
+            name_map = dict(tf1_network_config.name_overrides(
+                layers, net.model, audio_cnn.VARIANTS[network].tasks),
+                **tf1_audio_names.load_overrides(name_map))
+            lines.append('network-configuration pickle %s (%d layers), read without running it:'
+                         % (config_path, len(layers)))
+            lines.append(tf1_network_config.describe(layers))
+            lines.append('compared with the Keras build (options %s):' % json.dumps(
+                kwargs, sort_keys=True))
+            lines.append(tf1_network_config.comparison_table(layers, net.model, config_path))
+        else:
+            lines.append('no network-configuration pickle (%s) beside the checkpoint: the default '
+                         'TF1 names are used' % tf1_network_config.FILE_NAMES.get(network))
+        mapping = tf1_audio_names.variable_map(audio_cnn.VARIANTS[network].tasks, name_map)
+    elif config_path:
+        raise ConversionError('--network_config applies to the word networks only')
+    by_checkpoint_name = {v: k for k, v in mapping.items()}
+    lines.append('checkpoint %s (%d variables):' % (prefix, len(shapes)))
+    width = max(len(n) for n in shapes) + 2
+    for name in sorted(shapes):
+        kind = bookkeeping.kind_of(name)
+        if name in by_checkpoint_name:
+            what = '-> %s' % by_checkpoint_name[name]
+        elif kind is not None:
+            what = 'skipped: %s' % kind.label
+        elif name.startswith(tf1_audio_names.TF1_SCOPE + '/fc_top_') and mapping:
+            what = 'not read: head of another task'
+        elif mapping and name.startswith(tf1_audio_names.TF1_SCOPE + '/'):
+            what = 'NOT USED by the Keras model (an error when converting)'
+        elif mapping:
+            what = 'outside %s/, not read' % tf1_audio_names.TF1_SCOPE
+        else:
+            what = 'read by name (see --print_name_map for the audio networks)'
+        lines.append('  %-*s %-22s %s' % (width, name, tuple(shapes[name]), what))
+    missing = sorted(k for k, v in mapping.items() if v not in shapes)
+    if missing:
+        lines.append('Keras variables whose checkpoint name is missing: %s' % ', '.join(
+            '%s <- %s' % (k, mapping[k]) for k in missing))
+    return '\n'.join(lines)
 
 
 def name_map_table(network, name_map=None):
@@ -121,7 +225,12 @@ def main(argv):
         if FLAGS.print_name_map:
             print(name_map_table(FLAGS.network, FLAGS.name_map))
             return 0
+        if FLAGS.inspect:
+            print(inspect(FLAGS.network, FLAGS.checkpoint, FLAGS.name_map, FLAGS.network_config,
+                          hanning_normalize=FLAGS.hanning_normalize))
+            return 0
         output, net = convert(FLAGS.network, FLAGS.checkpoint, FLAGS.output, FLAGS.name_map,
+                              network_config=FLAGS.network_config,
                               hanning_normalize=FLAGS.hanning_normalize,
                               ignore_variables=FLAGS.ignore_variables or None,
                               use_ema=FLAGS.use_ema or None)
@@ -136,6 +245,31 @@ def main(argv):
     return 0
 
 
+def _define_flags():
+    """The command's flags (defined only when it runs, so that importing the module defines none)."""
+    flags.DEFINE_string('network', None, 'registered network name (python -c "from model_metamers.'
+                        'networks import list_networks; print(list_networks())")')
+    flags.DEFINE_string('checkpoint', None, 'checkpoint prefix in the original format (the path '
+                        'without .index / .data-*), or a folder holding one')
+    flags.DEFINE_string('output', None, 'where to write; default <checkpoint dir>/<network>.weights.h5')
+    flags.DEFINE_string('name_map', None, 'JSON file of name-map overrides (audio networks): '
+                        '{"<keras layer>": "<TF1 layer scope>", "<keras layer>/<variable>": "<TF1 name>"}')
+    flags.DEFINE_boolean('hanning_normalize', None, 'audio reduced-aliasing networks: normalise the '
+                         'Hanning kernels (SPEC UNKNOWN; default: unnormalised)')
+    flags.DEFINE_list('ignore_variables', None, 'audio networks: checkpoint variables (names, scopes or '
+                      'fnmatch patterns) of brain_network/ that the Keras model deliberately does not use; '
+                      'any other unmapped variable of the network is an error')
+    flags.DEFINE_boolean('use_ema', False, 'read weights from their ExponentialMovingAverage shadows '
+                         'where the checkpoint has them (default: the plain values)')
+    flags.DEFINE_string('network_config', None, 'word networks: the release\'s network-configuration '
+                        'pickle (default: word_network_<architecture>.pckl beside the checkpoint, if there)')
+    flags.DEFINE_boolean('inspect', False, 'print the checkpoint\'s variables and the network-configuration '
+                         'pickle\'s layers with the mapping that would be used, and exit (writes nothing)')
+    flags.DEFINE_boolean('print_name_map', False, 'print the TF1 name map of --network (with '
+                         '--name_map applied) and exit')
+
+
 if __name__ == '__main__':
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # TF is imported later, by convert()
+    _define_flags()
     app.run(main)

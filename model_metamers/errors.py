@@ -4,6 +4,8 @@ from model_metamers.audio import AudioLoadError
 from model_metamers.generation import GenerationError
 from model_metamers.networks import UnknownLayerError, UnknownNetworkError
 from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.published_nulls import PublishedNullError
+from model_metamers.safe_pickle import UnsafePickleError
 from model_metamers.synthesis import SynthesisError
 
 
@@ -15,5 +17,6 @@ def _optional(module, name):
 
 
 USER_ERRORS = tuple([AudioLoadError, CheckpointError, GenerationError, SynthesisError,
-                     UnknownLayerError, UnknownNetworkError, FileNotFoundError]
+                     UnknownLayerError, UnknownNetworkError, FileNotFoundError, PublishedNullError,
+                     UnsafePickleError]
                     + _optional('model_metamers.images', 'ImageLoadError'))

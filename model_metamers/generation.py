@@ -19,13 +19,14 @@ import glob
 import hashlib
 import os
 import sys
+import time
 
 import numpy as np
 
 from model_metamers import __version__
 from model_metamers import networks as _networks
 from model_metamers import resources, results, validation
-from model_metamers.networks.checkpoints import CheckpointError, default_weights_path
+from model_metamers.networks.checkpoints import CheckpointError, checkpoint_dir, default_weights_path
 from model_metamers.progress import ProgressLine, table
 from model_metamers.synthesis import MetamerSynthesizer
 
@@ -54,7 +55,7 @@ class GenerationSettings:
     seed: int = 0
     output_dir: str = 'metamers_out'
     log_every: int = 1000
-    null_distribution: str = None
+    null_distribution: str = 'auto'
     jit_compile: bool = False
     batch_size: int = 1
     num_shards: int = 1
@@ -69,13 +70,38 @@ class GenerationSettings:
     progress: bool = True
 
 
-def resolve_weights(network_name, weights):
+def _convert_once(network_name, original, path, log):
+    """Convert a fetched original checkpoint to ``path`` on first use; the original if that fails.
+
+    Later runs then load the by-name ``.weights.h5`` directly. A checkpoint
+    folder that cannot be written keeps the original format (loaded on every run).
+    """
+    from model_metamers import convert_checkpoint
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if not os.access(os.path.dirname(path) or '.', os.W_OK):
+        log('using %s as it is (%s is not writable, so it is not converted)'
+            % (original, os.path.dirname(path)))
+        return original
+    log('converting %s to %s (once; later runs load the converted file) ...' % (original, path))
+    start = time.time()
+    try:
+        _, net = convert_checkpoint.convert(network_name, original, output=path)
+    except convert_checkpoint.ConversionError as exc:
+        raise CheckpointError('cannot convert %s: %s' % (original, exc)) from None
+    if net.info.get('weights_report'):
+        log(net.info['weights_report'])
+    log('converted in %.0f s' % (time.time() - start))
+    return path
+
+
+def resolve_weights(network_name, weights, log=None):
     """Turn ``'auto'`` into a concrete weights argument for ``networks.build``.
 
     ``'auto'``: the converted ``checkpoints/<network>.weights.h5``; else the
     published checkpoint in its original format if it is in ``checkpoints/``
-    (fetched, or put there by hand); random weights for the untrained network;
-    otherwise an error that says how to get the weights.
+    (fetched, or put there by hand), converted to that file on first use;
+    random weights for the untrained network; otherwise an error that says
+    how to get the weights. ``log``: where the conversion's progress lines go.
     """
     _networks.modality_of(network_name)  # unknown names fail here, with the list of networks
     if weights != 'auto':
@@ -89,7 +115,7 @@ def resolve_weights(network_name, weights):
     from model_metamers import fetch
     original = fetch.local_checkpoint(network_name)
     if original:
-        return original
+        return _convert_once(network_name, original, path, log)
     if network_name.endswith('_random'):
         return 'random'
     how = ('fetch the published checkpoint (python -m model_metamers.fetch --network=%s) or convert '
@@ -99,6 +125,37 @@ def resolve_weights(network_name, weights):
            'model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX)' % network_name)
     raise CheckpointError('no weights for %s in %s; %s, or pass --weights=random for an untrained '
                           'network' % (network_name, os.path.dirname(path), how))
+
+
+def default_null_path(network_name):
+    """``<checkpoint dir>/<network>.null.h5``: where ``null_distribution='auto'`` looks first."""
+    return os.path.join(checkpoint_dir(), '%s.null.h5' % network_name)
+
+
+def resolve_null(network_name, value, log=None):
+    """The null-distribution file to validate with, or None.
+
+    ``'auto'``: ``<checkpoint dir>/<network>.null.h5``, else the original
+    release's pickle for the network found under the checkpoint folder (where
+    ``python -m model_metamers.fetch`` unpacks it); ``None``/``''``/``'none'``:
+    no null; anything else is a path. ``log`` gets one line saying which null
+    is used, or that there is none and what that means for validation.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if value is None or str(value).lower() in ('', 'none'):
+        return None
+    if value != 'auto':
+        return os.path.expanduser(str(value))
+    from model_metamers import published_nulls
+    for candidate in (default_null_path(network_name),
+                      published_nulls.find(network_name, checkpoint_dir())):
+        if candidate and os.path.isfile(candidate):
+            log('null distribution: %s' % candidate)
+            return candidate
+    log('no null distribution for %s (%s, or the release\'s pickle): metamers are validated by '
+        'the predicted class only, not by the paper\'s criterion' % (
+            network_name, default_null_path(network_name)))
+    return None
 
 
 def weights_fingerprint(weights):
@@ -351,7 +408,7 @@ def generate(settings, network=None, log=None):
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     check_settings(settings)
-    weights = resolve_weights(settings.network, settings.weights)
+    weights = resolve_weights(settings.network, settings.weights, log)
     strategy = None
     if network is None:
         strategy = _multi_gpu_strategy(settings.batch_size)
@@ -371,9 +428,10 @@ def generate(settings, network=None, log=None):
     inputs = expand_inputs(settings.inputs, network.modality) if settings.inputs else default_inputs(network)
     stems = stems_of(inputs)
     null = None
-    if settings.null_distribution:
+    null_path = resolve_null(settings.network, settings.null_distribution, log)
+    if null_path:
         try:
-            null = validation.load_null(settings.null_distribution)
+            null = validation.load_null(null_path)
         except (OSError, ValueError) as exc:
             raise GenerationError(str(exc)) from None
     if null is not None:
@@ -381,7 +439,7 @@ def generate(settings, network=None, log=None):
                    if layer not in null and network.resolve(layer) not in null]
         if missing:
             raise GenerationError('null distribution %s has no layer(s) %s'
-                             % (settings.null_distribution, ', '.join(missing)))
+                             % (null_path, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
     weights_id = weights_fingerprint(weights)
     if not jobs:
@@ -422,7 +480,7 @@ def generate(settings, network=None, log=None):
                 else:
                     attrs = _revalidate_part(path, layer, network, null)
                     log('%s / %s: already done; validated again %s' % (
-                        stems[i], layer, 'with %s' % settings.null_distribution if null is not None
+                        stems[i], layer, 'with %s' % null_path if null is not None
                         else 'without a null distribution'))
                 rows.append(_row(stems[i], layer, attrs, skipped=True))
                 touched.add(stems[i])

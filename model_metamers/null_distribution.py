@@ -19,6 +19,9 @@ Usage (absl)::
     # on a cluster: add --num_shards=100 --shard_index=$SLURM_ARRAY_TASK_ID, then
     python -m model_metamers.null_distribution --merge --output=nulls/word_reduced_aliasing.h5 \
         --num_shards=100
+    # a null distribution of the original release, as HDF5:
+    python -m model_metamers.null_distribution \
+        --convert=word_reduced_aliasing_null_dist_spearman_r.pckl --output=nulls/wra.h5
 
 Output: HDF5 with one group per layer holding ``spearman``, ``pearson``,
 ``snr_db`` (one value per pair) and ``pairs`` (stimulus indices), with
@@ -255,9 +258,39 @@ def write_null(path, result, attrs):
             for layer, data in result.items():
                 g = f.create_group(layer)
                 for k in ('spearman', 'pearson', 'snr_db', 'pairs'):
-                    g.create_dataset(k, data=data[k])
+                    if k in data:  # a converted published null has Spearman rho only
+                        g.create_dataset(k, data=data[k])
                 g.attrs['n_features'] = data['n_features']
                 g.attrs['max_spearman'] = float(np.max(data['spearman'])) if len(data['spearman']) else np.nan
+
+
+def convert_published(source, output, network=None):
+    """Write the project's HDF5 form of a published ``*_null_dist_spearman_r.pckl``.
+
+    ``network``: the network the null belongs to; default from the file name
+    (:data:`published_nulls.FILES`). The pickle is read as data only. Returns
+    ``(output, network, {layer: number of pairs})``.
+    """
+    from model_metamers import published_nulls
+
+    source = os.path.expanduser(source)
+    named = published_nulls.network_of(source)
+    if network and named and network != named:
+        raise NullDistributionError('%s is the published null of %s, not of --network=%s; drop '
+                                    '--network or give the file of %s'
+                                    % (source, named, network, network))
+    network = network or named
+    if not network:
+        raise NullDistributionError('cannot tell which network %s belongs to (published files: %s); '
+                                    'add --network=NAME' % (source, ', '.join(
+                                        sorted(published_nulls.FILES.values()))))
+    rho = published_nulls.read(source)
+    result = {layer: {'spearman': values, 'n_features': -1} for layer, values in rho.items()}
+    write_null(output, result, {'network': network, 'weights': 'published',
+                                'source': os.path.abspath(source), 'seed': -1,
+                                'num_pairs': max(len(v) for v in rho.values()),
+                                'num_shards': 1, 'converted_from': 'published pickle'})
+    return output, network, {layer: len(v) for layer, v in rho.items()}
 
 
 def shard_path(output, num_shards, shard_index):
@@ -303,6 +336,12 @@ def main(argv):
     from model_metamers.generation import resolve_weights
 
     try:
+        if FLAGS.convert:
+            out, network, counts = convert_published(
+                FLAGS.convert, FLAGS.output, FLAGS.network if FLAGS['network'].present else None)
+            print('wrote %s (%s, %s)' % (out, network, ', '.join(
+                '%s: %d pairs' % kv for kv in counts.items())))
+            return 0
         if FLAGS.merge:
             out = merge_shards(FLAGS.output, FLAGS.num_shards)
             print('merged %d shard(s) into %s' % (FLAGS.num_shards, out))
@@ -352,6 +391,8 @@ def _define_flags():
     flags.DEFINE_integer('num_shards', 1, 'split the pairs over this many jobs')
     flags.DEFINE_integer('shard_index', 0, 'this job (0-based)')
     flags.DEFINE_boolean('merge', False, 'merge the shard files of --output and exit')
+    flags.DEFINE_string('convert', None, "a published *_null_dist_spearman_r.pckl of the original "
+                        "release: write it to --output in this project's HDF5 form and exit")
     flags.DEFINE_string('output', 'null_distribution.h5', 'output HDF5 file')
 
 

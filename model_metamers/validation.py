@@ -12,6 +12,8 @@ import h5py
 import numpy as np
 import scipy.stats
 
+from model_metamers import published_nulls, safe_pickle
+
 
 def rank_average(values):
     """Ranks (1-based, ties get the average rank) of a 1-D array, float64."""
@@ -58,12 +60,16 @@ def same_class(network, natural_logits, metamer_logits):
 
 
 def load_null(path):
-    """``{layer: spearman rho array}`` from a null-distribution HDF5 file.
+    """``{layer: spearman rho array}`` from a null-distribution file.
 
-    The file holds one group per layer with a dataset ``spearman`` (and
+    Either HDF5 with one group per layer holding a dataset ``spearman`` (and
     optionally ``pearson`` and ``snr_db``), as written by
-    ``model_metamers.null_distribution``.
+    ``model_metamers.null_distribution``, or a pickle of the original release
+    (``*_null_dist_spearman_r.pckl``), read as data only and with its layer
+    names mapped to ours (:mod:`model_metamers.published_nulls`).
     """
+    if safe_pickle.is_pickle(path):
+        return published_nulls.read(path)
     out = {}
     try:
         f = h5py.File(path, 'r')

@@ -285,7 +285,10 @@ def test_auto_weights_use_an_original_checkpoint_in_the_folder(server, tmp_path,
         resolve_weights('audioset_reduced_aliasing', 'auto')
     url, _ = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': PAYLOAD})
     fetch.fetch('vgg_19', url=url, progress=False)
-    assert resolve_weights('vgg_19', 'auto') == str(tmp_path / 'vgg_19.ckpt')
+    # found, and converted on first use: these bytes are no checkpoint, so that fails in one line
+    with pytest.raises(CheckpointError, match='cannot convert .*vgg_19.ckpt: .*not a TF checkpoint'):
+        resolve_weights('vgg_19', 'auto', log=lambda msg: None)
+    assert not (tmp_path / 'vgg_19.weights.h5').exists()
     (tmp_path / 'vgg_19.weights.h5').write_bytes(b'x')
     assert resolve_weights('vgg_19', 'auto') == str(tmp_path / 'vgg_19.weights.h5')
     assert resolve_weights('word_reduced_aliasing_random', 'auto') == 'random'

@@ -165,8 +165,9 @@ def test_shards_cover_every_job_once_and_merge(tmp_path, net, sounds):
     said = []  # more shards than jobs: the spare ones say so
     rows = generate(_settings(tmp_path / 'spare', sounds[:1], num_shards=5, shard_index=4),
                     network=net, log=said.append)
-    assert rows == [] and said == ['shard 4 of 5 has no jobs (1 input(s) x 2 layer(s) = 2 jobs in all); '
-                                   'nothing to do']
+    assert rows == [] and said[-1:] == ['shard 4 of 5 has no jobs (1 input(s) x 2 layer(s) = 2 jobs '
+                                        'in all); nothing to do']
+    assert said[:-1] == [line for line in said if line.startswith('no null distribution for toy_audio')]
 
 
 def test_batched_generation_matches_single(tmp_path, net, sounds, generated):

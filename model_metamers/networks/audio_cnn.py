@@ -38,7 +38,7 @@ import tensorflow as tf
 import tfcochleagram
 from model_metamers import resources
 from model_metamers.layers import HanningPooling, SingleChannelConv2D
-from model_metamers.networks import bookkeeping, checkpoints, tf1_audio_names
+from model_metamers.networks import bookkeeping, checkpoints, tf1_audio_names, tf1_network_config
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.checkpoints import CheckpointError
 
@@ -197,56 +197,57 @@ def _check_accounted(values, mapped, path, ignore):
                ','.join(extra)))
 
 
+def _config_options(config, label, hanning_normalize, avgpool_padding):
+    """The build options the configuration pickle sets; a given option must agree with it."""
+    found = tf1_network_config.build_options(config.layers, config.path)
+    if found['hanning_normalize'] is not None:
+        hanning_normalize = _agree(hanning_normalize, found['hanning_normalize'],
+                                   'hanning_normalize', config.path)
+    if found['avgpool_padding'] is not None:
+        avgpool_padding = _agree(avgpool_padding, found['avgpool_padding'], 'avgpool_padding',
+                                 config.path)
+    return hanning_normalize, avgpool_padding
+
+
 def _plan_weights(name, variant, weights, hanning_normalize, avgpool_padding, name_map,
-                  ignore_variables=None, use_ema=False):
+                  network_config=None, ignore_variables=None, use_ema=False):
     """Where the weights come from and the options they imply, before building.
 
-    Returns ``(kind, path, options, mapping, values, report)``: ``mapping`` and
-    ``values`` are the name map and checkpoint arrays for a TF1 checkpoint,
-    ``report`` the one line saying which training variables were skipped.
+    Returns ``(kind, path, options, config)``; ``config`` is the
+    :class:`_Config` of the network-configuration pickle read for a TF1
+    checkpoint (given, or the release's file beside the checkpoint), else None.
     """
     kind, path = checkpoints.weights_kind(weights, name, 'TF1 (brain_network/...)')
     options = {'hanning_normalize': hanning_normalize, 'avgpool_padding': avgpool_padding}
-    mapping = values = None
-    report = ''
-    if kind != 'checkpoint' and (use_ema or ignore_variables):
-        raise CheckpointError('use_ema and ignore_variables apply to a TF1 checkpoint; %s weights '
-                              'are not one (drop them)' % ('random' if kind == 'random' else path))
+    config = None
+    if kind != 'checkpoint' and (use_ema or ignore_variables or network_config):
+        raise CheckpointError('use_ema, ignore_variables and network_config apply to a TF1 '
+                              'checkpoint; %s weights are not one (drop them)'
+                              % ('random' if kind == 'random' else path))
+    if name_map is not None:
+        tf1_audio_names.variable_map(variant.tasks, name_map)  # a bad map fails before building
     if kind == 'checkpoint':
         if not variant.trained:
             raise CheckpointError(
                 '%s is the untrained architecture: it loads only a converted .weights.h5 (e.g. a '
                 'saved initialisation), not the TF1 checkpoint %s; use word_reduced_aliasing for '
                 'the trained network' % (name, path))
-        mapping = tf1_audio_names.variable_map(variant.tasks, name_map)
+        config_path = network_config or tf1_network_config.default_path(name, path)
+        if config_path:
+            config = _Config(config_path, tf1_network_config.read(config_path))
+            options['hanning_normalize'], options['avgpool_padding'] = _config_options(
+                config, path, hanning_normalize, avgpool_padding)
         shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-        plain, ema_used = mapping, 0
-        if use_ema:
-            mapping, ema_used = checkpoints.with_moving_averages(plain, shapes, path)
-        values = _read_tf1(path, mapping)
-        if all(v in values for v in mapping.values()):  # else assign_by_name lists what is missing
-            _check_accounted(values, plain.values(), path, ignore_variables)
-        used = set(mapping.values()) | set(plain.values())
-        heads = _other_heads(shapes, used)
-        # What is left in the scope now passed the check, so the user ignored it on purpose.
-        deliberately = checkpoints.unaccounted(shapes, used | set(heads), tf1_audio_names.TF1_SCOPE)
-        outside = sorted(n for n in shapes if not n.startswith(tf1_audio_names.TF1_SCOPE + '/')
-                         and bookkeeping.kind_of(n) is None)
-        report = bookkeeping.report(path, [n for n in shapes if n not in used], shapes,
-                                    ema_used=ema_used, outside=outside)
-        if heads:
-            report = (report or 'checkpoint %s' % path) + (
-                '; heads of other tasks, not read: %s' % ', '.join(heads))
-        if deliberately:
-            report = (report or 'checkpoint %s' % path) + '; ignored on purpose: %s' % ', '.join(
-                deliberately)
-        dense = values.get(mapping['fc_intermediate/kernel'])
-        if dense is not None and np.ndim(dense) == 2:
-            found = padding_from_flatten_size(int(np.shape(dense)[0]), path)
-            options['avgpool_padding'] = _agree(avgpool_padding, found, 'avgpool_padding', path)
+        dense_scope = 'fc_intermediate'
+        if config:
+            dense_scope = next((x.name for x in config.layers if x.kind == 'dense'), dense_scope)
+        dense = tf1_audio_names.load_overrides(name_map).get(
+            'fc_intermediate/kernel', '%s/%s/kernel' % (tf1_audio_names.TF1_SCOPE, dense_scope))
+        if len(shapes.get(dense, ())) == 2:
+            found = padding_from_flatten_size(int(shapes[dense][0]), path)
+            options['avgpool_padding'] = _agree(options['avgpool_padding'], found,
+                                                'avgpool_padding', path)
     elif kind == 'h5':
-        if name_map is not None:
-            tf1_audio_names.variable_map(variant.tasks, name_map)  # still reject a bad map
         attrs, rows = read_weights_file_info(path)
         _check_h5_network(path, attrs, name, variant)
         if rows is not None:
@@ -255,13 +256,55 @@ def _plan_weights(name, variant, weights, hanning_normalize, avgpool_padding, na
         stored_normalize = attrs['build_options'].get('hanning_normalize')
         if hanning_normalize is None and stored_normalize is not None:
             options['hanning_normalize'] = bool(stored_normalize)
-    elif name_map is not None:
-        tf1_audio_names.variable_map(variant.tasks, name_map)
     if options['avgpool_padding'] is None:
         options['avgpool_padding'] = 'SAME'
     if options['hanning_normalize'] is None:
         options['hanning_normalize'] = False  # the original function's default (SPEC §2)
-    return kind, path, options, mapping, values, report
+    return kind, path, options, config
+
+
+_Config = collections.namedtuple('_Config', 'path layers')
+
+
+def _load_tf1(model, variant, path, name_map, config, ignore_variables, use_ema):
+    """Assign ``model`` from a TF1 checkpoint; returns the one-line report of what was skipped.
+
+    With a configuration pickle, the built model is first compared with it
+    layer by layer, and the pickle's layer names give the TF1 scopes; the
+    caller's ``name_map`` overrides both.
+    """
+    overrides = {}
+    if config:
+        tf1_network_config.check(config.layers, model, config.path)
+        overrides = tf1_network_config.name_overrides(config.layers, model, variant.tasks)
+    overrides.update(tf1_audio_names.load_overrides(name_map))
+    plain = tf1_audio_names.variable_map(variant.tasks, overrides)
+    shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    mapping, ema_used = plain, 0
+    if use_ema:
+        mapping, ema_used = checkpoints.with_moving_averages(plain, shapes, path)
+    values = _read_tf1(path, mapping)
+    if all(v in values for v in mapping.values()):  # else assign_by_name lists what is missing
+        _check_accounted(values, plain.values(), path, ignore_variables)
+    checkpoints.assign_by_name(model, mapping, values, path)
+    used = set(mapping.values()) | set(plain.values())
+    heads = _other_heads(shapes, used)
+    # What is left in the scope passed the check above, so the user ignored it on purpose.
+    deliberately = checkpoints.unaccounted(shapes, used | set(heads), tf1_audio_names.TF1_SCOPE)
+    outside = sorted(n for n in shapes if not n.startswith(tf1_audio_names.TF1_SCOPE + '/')
+                     and bookkeeping.kind_of(n) is None)
+    report = bookkeeping.report(path, [n for n in shapes if n not in used], shapes,
+                                ema_used=ema_used, outside=outside)
+    if heads:
+        report = (report or 'checkpoint %s' % path) + (
+            '; heads of other tasks, not read: %s' % ', '.join(heads))
+    if deliberately:
+        report = (report or 'checkpoint %s' % path) + '; ignored on purpose: %s' % ', '.join(
+            deliberately)
+    if config:
+        report = (report or 'checkpoint %s' % path) + (
+            '; layer names and options from %s' % config.path)
+    return report
 
 
 # ------------------------------------------------------------ architecture
@@ -401,7 +444,7 @@ RELU_STAGES = {name: [name + '_pre_relu']
 # ------------------------------------------------------------------ builders
 def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
                         avgpool_padding=None, name_map=None, envelope_impl='banded',
-                        ignore_variables=None, use_ema=False):
+                        ignore_variables=None, use_ema=False, network_config=None):
     """Build one of :data:`VARIANTS` as a :class:`MetamerNetwork`.
 
     Args:
@@ -429,6 +472,11 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
         skipped and reported in ``info['weights_report']``.
       use_ema: TF1 checkpoints: read weights from their ExponentialMovingAverage
         shadows where present.
+      network_config: TF1 checkpoints: the release's network-configuration
+        pickle (read without running it); default ``word_network_<arch>.pckl``
+        beside the checkpoint when it exists. Its layer names become the TF1
+        scopes, its Hanning / avgpool settings the options, and every layer
+        is checked against the build (:mod:`tf1_network_config`).
 
     Raises :class:`CheckpointError` when the weights are missing or do not fit
     (listing expected and available variable names), :class:`NameMapError`
@@ -438,9 +486,9 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
         raise AudioNetworkOptionError('unknown audio network %r; audio networks: %s'
                                       % (name, ', '.join(VARIANTS)))
     variant = VARIANTS[name]
-    kind, path, options, mapping, values, report = _plan_weights(
+    kind, path, options, config = _plan_weights(
         name, variant, weights, _check_normalize(hanning_normalize),
-        _check_padding(avgpool_padding), name_map, ignore_variables, use_ema)
+        _check_padding(avgpool_padding), name_map, network_config, ignore_variables, use_ema)
 
     init = _Initialisers(seed, random=(kind == 'random'))
     waveform = keras.Input(shape=(SIGNAL_LENGTH,), name='waveform')
@@ -457,8 +505,6 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
             'task_keys': {t: tf1_audio_names.TASK_KEYS[t] for t in variant.tasks}}
     if kind == 'random':
         info['seed'] = int(seed)
-    if report:
-        info['weights_report'] = report
     if name_map is not None:
         info['name_map_overrides'] = tf1_audio_names.load_overrides(name_map)
     if len(variant.tasks) > 1:
@@ -472,7 +518,11 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
         representation_stage='cochleagram', info=info)
 
     if kind == 'checkpoint':
-        checkpoints.assign_by_name(net.model, mapping, values, path)
+        report = _load_tf1(net.model, variant, path, name_map, config, ignore_variables, use_ema)
+        if report:
+            net.info['weights_report'] = report
+        if config:
+            net.info['network_config'] = config.path
     elif kind == 'h5':
         checkpoints.load_weights_h5(net.model, path)
     return net

@@ -18,6 +18,12 @@ PUBLIC_CHECKPOINTS = {
     'deepspeech': DEEPSPEECH_CHECKPOINT_URL,
 }
 
+# VGG-19's null distribution of the original release (jenellefeather/model_metamers README.md),
+# a separate download beside the TF-Slim tarball.
+VGG_NULL_URL = ('http://mcdermottlab.mit.edu/jfeather/model_metamers/assets/'
+                'vgg_null_dist_spearman_r.pckl')
+
 EXTRA_FILES = {
     'vggish': [VGGISH_PCA_PARAMS_URL],
+    'vgg_19': [VGG_NULL_URL],
 }
