@@ -29,7 +29,9 @@ setup(
     extras_require={
         # tf-keras provides the legacy layers tf_slim's batch_norm needs under TF 2.17;
         # only the tests' slim reference graphs use it.
-        'test': ['pytest>=7', 'tf-keras==2.17.0', 'matplotlib>=3.7'],
+        # python_speech_features: the reference the DeepSpeech 0.4.1 front end is tested against.
+        'test': ['pytest>=7', 'tf-keras==2.17.0', 'matplotlib>=3.7',
+                 'python_speech_features==0.6'],
         'plots': ['matplotlib>=3.7'],
     },
     entry_points={

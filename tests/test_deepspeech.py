@@ -195,6 +195,8 @@ def test_checkpoint_round_trip(release_checkpoint, loaded_net):
         assert saved[ckpt_name].shape == RELEASE_SHAPES[ckpt_name]
         np.testing.assert_array_equal(variables[keras_name].numpy(), saved[ckpt_name])
     assert loaded_net.info['weights_format'] == 'tf_checkpoint'
+    assert loaded_net.info['release'] == '0.5.1'                 # detected from layer_1/weights
+    assert loaded_net.info['mfcc']['filterbank_channels'] == 40  # the Mfcc op's front end
 
 
 def test_every_layer_matches_release_graph(release_checkpoint, loaded_net):

@@ -35,7 +35,7 @@ _NETWORKS = {
     'vggish': ('model_metamers.networks.vggish', 'build_vggish', 'audio',
                'VGGish AudioSet embedding network (128-D, no classes), log-mel front end'),
     'deepspeech': ('model_metamers.networks.deepspeech', 'build_deepspeech', 'audio',
-                   'Mozilla DeepSpeech 0.5.1 (MFCC, 5 dense + LSTM, CTC over 29 characters)'),
+                   'Mozilla DeepSpeech 0.5.1 or 0.4.1 (MFCC, 5 dense + LSTM, CTC over 29 chars)'),
     'kws_2d': ('model_metamers.networks.kws', 'build_kws_2d', 'audio',
                'keyword-spotting 2-D CNN on a 32x32 cochleagram, 8 words, 1 s at 16 kHz (SPEC 7)'),
     'kws_1d_grouped': ('model_metamers.networks.kws', 'build_kws_1d_grouped', 'audio',

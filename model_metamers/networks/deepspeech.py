@@ -1,9 +1,10 @@
-"""Mozilla DeepSpeech 0.5.1 (Hannun et al. 2014 architecture) from the waveform.
+"""Mozilla DeepSpeech (Hannun et al. 2014 architecture) from the waveform: release 0.5.1 or 0.4.1.
 
-Which DeepSpeech release the paper used is unknown; this is release 0.5.1
-(June 2019), the first whose features come from TF's ``AudioSpectrogram`` /
-``Mfcc`` ops (32 ms window, 20 ms step at 16 kHz; see
-:mod:`.deepspeech_frontend`). Its ``DeepSpeech.py: create_model``:
+Which DeepSpeech release the paper used is unknown. Two releases are
+supported; a checkpoint's variable names say which one it is
+(:func:`detect_release`), and a converted ``*.weights.h5`` records it.
+Both have the same network (``DeepSpeech.py``: ``create_model`` in 0.5.1,
+``BiRNN`` in 0.4.1):
 
 - MFCC (26 coefficients) with 9 frames of context on each side -> 494 features per frame;
 - ``layer_1``, ``layer_2``, ``layer_3``: dense 2048, ReLU clipped at 20
@@ -16,14 +17,25 @@ Which DeepSpeech release the paper used is unknown; this is release 0.5.1
 - ``layer_5``: dense 2048, clipped ReLU; ``layer_6``: dense 29 (the logits:
   space, a-z, apostrophe, CTC blank last).
 
-Checkpoint variables (:data:`CHECKPOINT_NAMES`): ``layer_{1,2,3,5,6}/weights``
-``[in, out]`` and ``/bias``, ``lstm_fused_cell/kernel`` ``[4096, 8192]`` and
-``lstm_fused_cell/bias`` ``[8192]``; the release checkpoint also holds Adam
-slots and ``global_step``, which are ignored. Dropout is inactive.
+They differ in the checkpoint's variable names and in the features:
 
-Stages are ``[batch, frames, features]`` (99 frames for 2 s). "Same class" for
-this sequence model is the same greedy CTC transcript: see
-:func:`greedy_ctc_transcript` and :meth:`DeepSpeechNetwork.transcribe`.
+- **0.5.1** (June 2019): ``layer_{1,2,3,5,6}/weights`` ``[in, out]`` and
+  ``/bias`` (:data:`CHECKPOINT_NAMES`); features from TF's ``AudioSpectrogram``
+  / ``Mfcc`` ops (:mod:`.deepspeech_frontend`; 99 frames for 2 s).
+- **0.4.1** (January 2019): ``h1``, ``h2``, ``h3``, ``h5``, ``h6`` (weights)
+  and ``b1`` ... ``b6`` (biases) at the top level
+  (:data:`CHECKPOINT_NAMES_V041`); features from ``python_speech_features.mfcc``
+  on the int16 sample values (:mod:`.deepspeech_psf_frontend`; 100 frames for 2 s).
+
+Both hold ``lstm_fused_cell/kernel`` ``[4096, 8192]`` and
+``lstm_fused_cell/bias`` ``[8192]``; Adam slots, ``beta1_power`` /
+``beta2_power`` and ``global_step`` in a release checkpoint are ignored.
+Dropout is inactive. The network's stage and layer names are the same for
+both releases.
+
+Stages are ``[batch, frames, features]``. "Same class" for this sequence model
+is the same greedy CTC transcript: see :func:`greedy_ctc_transcript` and
+:meth:`DeepSpeechNetwork.transcribe`.
 """
 
 import keras
@@ -31,9 +43,20 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.networks import deepspeech_frontend as frontend
+from model_metamers.networks import deepspeech_psf_frontend as psf_frontend
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.public_checkpoints import DEEPSPEECH_RELEASE, PUBLIC_CHECKPOINTS
-from model_metamers.networks.speech_weights import load_weights, resolve_name_map, resolve_weights
+from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.networks.public_checkpoints import (
+    DEEPSPEECH_CHECKPOINTS,
+    DEEPSPEECH_RELEASE,
+    PUBLIC_CHECKPOINTS,
+)
+from model_metamers.networks.speech_weights import (
+    load_weights,
+    read_weights_file_attrs,
+    resolve_name_map,
+    resolve_weights,
+)
 
 NAME = 'deepspeech'
 ALPHABET = [' '] + [chr(c) for c in range(ord('a'), ord('z') + 1)] + ["'"]   # data/alphabet.txt
@@ -54,12 +77,28 @@ for _layer in DENSE_LAYERS + ('layer_6',):
 CHECKPOINT_NAMES['lstm_fused_cell/kernel'] = 'lstm_fused_cell/kernel'
 CHECKPOINT_NAMES['lstm_fused_cell/bias'] = 'lstm_fused_cell/bias'
 
+# The same for release 0.4.1 (DeepSpeech.py: BiRNN creates h1/b1 ... h6/b6 with tf.get_variable
+# in the root scope; the LSTM is the same LSTMBlockFusedCell).
+CHECKPOINT_NAMES_V041 = {}
+for _layer in DENSE_LAYERS + ('layer_6',):
+    CHECKPOINT_NAMES_V041['%s/kernel' % _layer] = 'h' + _layer[-1]
+    CHECKPOINT_NAMES_V041['%s/bias' % _layer] = 'b' + _layer[-1]
+CHECKPOINT_NAMES_V041['lstm_fused_cell/kernel'] = 'lstm_fused_cell/kernel'
+CHECKPOINT_NAMES_V041['lstm_fused_cell/bias'] = 'lstm_fused_cell/bias'
+
+# Supported releases, newest first: the first is the default of random and unlabelled weights.
+RELEASES = ('0.5.1', '0.4.1')
+CHECKPOINT_LAYOUTS = {'0.5.1': CHECKPOINT_NAMES, '0.4.1': CHECKPOINT_NAMES_V041}
+assert RELEASES[0] == DEEPSPEECH_RELEASE and set(RELEASES) == set(DEEPSPEECH_CHECKPOINTS)
+
 METAMER_LAYERS = ['mfcc', 'layer_1', 'layer_2', 'layer_3', 'rnn_output', 'layer_5', 'logits']
 ALIASES = {'visualization_input': 'mfcc', 'layer_4': 'rnn_output', 'layer_6': 'logits',
            'raw_logits': 'logits', 'input_reshaped': 'mfcc_windows'}
 
-__all__ = ['ALPHABET', 'BLANK_INDEX', 'CHECKPOINT_NAMES', 'CLASS_NAMES', 'METAMER_LAYERS',
-           'PUBLIC_CHECKPOINTS', 'BlockLSTM', 'DeepSpeechNetwork', 'build_deepspeech',
+__all__ = ['ALPHABET', 'BLANK_INDEX', 'CHECKPOINT_LAYOUTS', 'CHECKPOINT_NAMES',
+           'CHECKPOINT_NAMES_V041', 'CLASS_NAMES', 'METAMER_LAYERS', 'PUBLIC_CHECKPOINTS',
+           'RELEASES',
+           'BlockLSTM', 'DeepSpeechNetwork', 'build_deepspeech', 'detect_release',
            'greedy_ctc_transcript', 'same_transcript']
 
 
@@ -188,10 +227,97 @@ class DeepSpeechNetwork(MetamerNetwork):
         return greedy_ctc_transcript(self.logits(x, from_stage=from_stage).numpy())
 
 
-def _build_model(sample_rate, input_length, config, n_context, n_hidden, n_cell_dim,
-                 n_character, relu_clip, forget_bias, seed):
+def detect_release(prefix, name_map=None):
+    """Which release's layout the TF checkpoint at ``prefix`` is in: ``(release, complete)``.
+
+    ``complete`` is True when every name of that layout's name map (with
+    ``name_map`` overrides) is in the checkpoint. When none is complete, the
+    release whose names are most present is returned (ties: the first of
+    :data:`RELEASES`), so that loading reports that layout's missing names.
+    Raises :class:`CheckpointError` when both layouts are complete (only
+    possible through overrides): pass ``release``.
+    """
+    names = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+    present = {}
+    for release in RELEASES:
+        wanted = set(resolve_name_map(CHECKPOINT_LAYOUTS[release], name_map).values())
+        present[release] = (len(wanted & names), wanted <= names)
+    complete = [r for r in RELEASES if present[r][1]]
+    if len(complete) > 1:
+        raise CheckpointError('checkpoint %s has the variables of both DeepSpeech layouts (%s); '
+                              'pass release=%s' % (prefix, ', '.join(complete),
+                                                   ' or '.join(repr(r) for r in complete)))
+    if complete:
+        return complete[0], True
+    return max(RELEASES, key=lambda r: (present[r][0], -RELEASES.index(r))), False
+
+
+def _plan_release(kind, path, release, name_map):
+    """The release to build for ``weights`` (kind, path) and an explicit ``release`` (or None)."""
+    if release is not None and release not in RELEASES:
+        raise CheckpointError('unknown DeepSpeech release %r; supported: %s'
+                              % (release, ', '.join(RELEASES)))
+    if kind == 'checkpoint':
+        found, complete = detect_release(path, name_map)
+        if release is not None and complete and found != release:
+            raise CheckpointError(
+                'checkpoint %s is in the DeepSpeech %s layout (%s), not %s; leave release unset '
+                '(it is detected) or give a %s checkpoint'
+                % (path, found, _layout_signature(found), release, release))
+        return release or found
+    if kind == 'h5':
+        stored = read_weights_file_attrs(path)['build_options'].get('release')
+        if stored is not None and stored not in RELEASES:
+            raise CheckpointError('%s was converted from DeepSpeech release %r, which this version '
+                                  'does not build (supported: %s)'
+                                  % (path, stored, ', '.join(RELEASES)))
+        if release is not None and stored is not None and stored != release:
+            raise CheckpointError('%s holds DeepSpeech %s weights (its build_options), not %s; '
+                                  'leave release unset or convert the %s checkpoint'
+                                  % (path, stored, release, release))
+        # Files converted before 0.4.1 support carry no release: they are 0.5.1.
+        return release or stored or RELEASES[0]
+    return release or RELEASES[0]
+
+
+def _layout_signature(release):
+    names = CHECKPOINT_LAYOUTS[release]
+    return '%s, %s, ..., %s' % (names['layer_1/kernel'], names['layer_1/bias'],
+                                names['lstm_fused_cell/kernel'])
+
+
+def _front_end(release, sample_rate, model_sample_rate, window_ms, step_ms, n_input,
+               filterbank_channels, lower_frequency_limit, upper_frequency_limit):
+    """``(keras layer, config)`` of the release's MFCC front end; None options take its defaults."""
+    if release == '0.4.1':
+        config = psf_frontend.SpeechFeaturesConfig(
+            sample_rate=model_sample_rate,
+            winlen=psf_frontend.WINLEN if window_ms is None else window_ms / 1000.0,
+            winstep=psf_frontend.WINSTEP if step_ms is None else step_ms / 1000.0,
+            numcep=n_input,
+            nfilt=psf_frontend.NFILT if filterbank_channels is None else filterbank_channels,
+            lowfreq=(psf_frontend.LOWFREQ if lower_frequency_limit is None
+                     else lower_frequency_limit),
+            highfreq=upper_frequency_limit)
+        return psf_frontend.SpeechFeaturesMFCC(sample_rate=sample_rate, config=config,
+                                               name='mfcc'), config
+
+    def default(value, fallback):
+        return fallback if value is None else value
+
+    config = frontend.MFCCConfig(
+        model_sample_rate, default(window_ms, frontend.WINDOW_MS),
+        default(step_ms, frontend.STEP_MS), n_input,
+        default(filterbank_channels, frontend.FILTERBANK_CHANNELS),
+        default(lower_frequency_limit, frontend.LOWER_FREQUENCY_LIMIT),
+        default(upper_frequency_limit, frontend.UPPER_FREQUENCY_LIMIT))
+    return frontend.DeepSpeechMFCC(sample_rate=sample_rate, config=config, name='mfcc'), config
+
+
+def _build_model(input_length, mfcc_layer, n_context, n_hidden, n_cell_dim, n_character,
+                 relu_clip, forget_bias, seed):
     waveform = keras.Input(shape=(input_length,), name='waveform')
-    features = frontend.DeepSpeechMFCC(sample_rate=sample_rate, config=config, name='mfcc')(waveform)
+    features = mfcc_layer(waveform)
     windows = frontend.OverlappingWindows(n_context, name='mfcc_windows')(features)
     stages = {'mfcc': features, 'mfcc_windows': windows}
     relu_stages = {}
@@ -216,49 +342,59 @@ def _build_model(sample_rate, input_length, config, n_context, n_hidden, n_cell_
 
 
 def build_deepspeech(weights='random', seed=0, sample_rate=20000, input_length=40000,
-                     model_sample_rate=frontend.SAMPLE_RATE, window_ms=frontend.WINDOW_MS,
-                     step_ms=frontend.STEP_MS, n_input=frontend.N_INPUT,
-                     n_context=frontend.N_CONTEXT,
-                     filterbank_channels=frontend.FILTERBANK_CHANNELS,
-                     lower_frequency_limit=frontend.LOWER_FREQUENCY_LIMIT,
-                     upper_frequency_limit=frontend.UPPER_FREQUENCY_LIMIT,
-                     n_hidden=N_HIDDEN, n_cell_dim=N_CELL_DIM, relu_clip=RELU_CLIP,
-                     forget_bias=FORGET_BIAS, name_map=None):
-    """DeepSpeech 0.5.1 as a :class:`DeepSpeechNetwork` on ``[batch, input_length]`` waveforms.
+                     model_sample_rate=frontend.SAMPLE_RATE, window_ms=None, step_ms=None,
+                     n_input=frontend.N_INPUT, n_context=frontend.N_CONTEXT,
+                     filterbank_channels=None, lower_frequency_limit=None,
+                     upper_frequency_limit=None, n_hidden=N_HIDDEN, n_cell_dim=N_CELL_DIM,
+                     relu_clip=RELU_CLIP, forget_bias=FORGET_BIAS, name_map=None, release=None):
+    """DeepSpeech 0.5.1 or 0.4.1 as a :class:`DeepSpeechNetwork` on ``[batch, input_length]``.
 
     Args:
-      weights: ``'random'`` (Glorot uniform, zero biases, seeded), the
-        release checkpoint (folder of ``deepspeech-0.5.1-checkpoint.tar.gz``
-        or a prefix), or a converted ``*.weights.h5``.
+      weights: ``'random'`` (Glorot uniform, zero biases, seeded), a release
+        checkpoint (the unpacked folder of ``deepspeech-0.5.1-checkpoint.tar.gz``
+        or ``deepspeech-0.4.1-checkpoint.tar.gz``, or a prefix), or a converted
+        ``*.weights.h5``.
       seed: seed of the random initialisation.
       sample_rate, input_length: the stimulus (Hz, samples); resampled to
         ``model_sample_rate`` in the graph.
+      release: ``'0.5.1'`` or ``'0.4.1'``; None (default) detects it from the
+        checkpoint's variable names (:func:`detect_release`) or reads it from
+        the converted file, and is ``'0.5.1'`` for random weights. A release
+        that contradicts the weights is an error.
       model_sample_rate, window_ms, step_ms, n_input, filterbank_channels,
-        lower_frequency_limit, upper_frequency_limit: the MFCC front end
-        (defaults: the release, i.e. ``AudioSpectrogram`` 512/320 and the
-        ``Mfcc`` op's defaults with 26 coefficients).
+        lower_frequency_limit, upper_frequency_limit: the MFCC front end; None
+        takes the release's value. 0.5.1 (``AudioSpectrogram`` / ``Mfcc``):
+        32 ms / 20 ms, 40 channels, 20-4000 Hz. 0.4.1 (``python_speech_features``):
+        32 ms / 20 ms, 26 filters, 0 Hz to Nyquist (pre-emphasis 0.97, lifter
+        22, log energy as coefficient 0 and the x32768 input scale are fixed).
+        26 coefficients, 16 kHz for both.
       n_context: frames of context on each side (9).
       n_hidden, n_cell_dim, relu_clip, forget_bias: the architecture (2048,
-        2048, 20, 1.0 in the release).
-      name_map: overrides of :data:`CHECKPOINT_NAMES` entries (dict or JSON file path).
+        2048, 20, 1.0 in both releases).
+      name_map: overrides of the release's name-map entries
+        (:data:`CHECKPOINT_NAMES` / :data:`CHECKPOINT_NAMES_V041`; a dict or a
+        JSON file path).
 
     Returns a :class:`DeepSpeechNetwork` (no ``representation_stage``: the paper
-    optimised DeepSpeech metamers from the waveform). ``info['same_class']`` is
-    :func:`same_transcript`, the validation's same-class criterion.
+    optimised DeepSpeech metamers from the waveform). ``info['release']`` is the
+    release built; ``info['same_class']`` is :func:`same_transcript`, the
+    validation's same-class criterion.
     """
-    kind, path = resolve_weights(weights, NAME, 'DeepSpeech 0.5.1 TF1')
-    names = resolve_name_map(CHECKPOINT_NAMES, name_map)
-    options = {'sample_rate': sample_rate, 'input_length': input_length,
+    kind, path = resolve_weights(weights, NAME, 'DeepSpeech 0.5.1 or 0.4.1 TF1')
+    release = _plan_release(kind, path, release, name_map)
+    names = resolve_name_map(CHECKPOINT_LAYOUTS[release], name_map)
+    mfcc_layer, config = _front_end(release, sample_rate, model_sample_rate, window_ms, step_ms,
+                                    n_input, filterbank_channels, lower_frequency_limit,
+                                    upper_frequency_limit)
+    options = {'sample_rate': sample_rate, 'input_length': input_length, 'release': release,
                'model_sample_rate': model_sample_rate, 'window_ms': window_ms,
                'step_ms': step_ms, 'n_input': n_input, 'n_context': n_context,
                'filterbank_channels': filterbank_channels,
                'lower_frequency_limit': lower_frequency_limit,
                'upper_frequency_limit': upper_frequency_limit, 'n_hidden': n_hidden,
                'n_cell_dim': n_cell_dim, 'relu_clip': relu_clip, 'forget_bias': forget_bias}
-    config = frontend.MFCCConfig(model_sample_rate, window_ms, step_ms, n_input,
-                                 filterbank_channels, lower_frequency_limit, upper_frequency_limit)
-    inputs, stages, relu_stages = _build_model(sample_rate, input_length, config, n_context,
-                                               n_hidden, n_cell_dim, len(CLASS_NAMES), relu_clip,
+    inputs, stages, relu_stages = _build_model(input_length, mfcc_layer, n_context, n_hidden,
+                                               n_cell_dim, len(CLASS_NAMES), relu_clip,
                                                forget_bias, seed)
     network = DeepSpeechNetwork(
         NAME, inputs, stages, METAMER_LAYERS, class_names=CLASS_NAMES, modality='audio',
@@ -267,11 +403,17 @@ def build_deepspeech(weights='random', seed=0, sample_rate=20000, input_length=4
         info={'has_classes': True,
               'same_class': same_transcript,
               'class_criterion': 'greedy_ctc_transcript',
-              'release': DEEPSPEECH_RELEASE,
-              'public_checkpoint': PUBLIC_CHECKPOINTS[NAME],
+              'release': release,
+              'public_checkpoint': DEEPSPEECH_CHECKPOINTS[release],
               'mfcc': config.as_dict(), 'n_context': int(n_context),
               'relu_clip': float(relu_clip), 'forget_bias': float(forget_bias),
               'resampling': 'fft',
               'build_options': options})
-    network.info.update(load_weights(network.model, kind, path, names))
+    try:
+        network.info.update(load_weights(network.model, kind, path, names))
+    except CheckpointError as e:
+        if kind != 'checkpoint':
+            raise
+        raise CheckpointError('read as the DeepSpeech %s layout (%s): %s'
+                              % (release, _layout_signature(release), e)) from None
     return network

@@ -10,6 +10,11 @@ VGGISH_PCA_PARAMS_URL = 'https://storage.googleapis.com/audioset/vggish_pca_para
 DEEPSPEECH_RELEASE = '0.5.1'
 DEEPSPEECH_CHECKPOINT_URL = ('https://github.com/mozilla/DeepSpeech/releases/download/v0.5.1/'
                              'deepspeech-0.5.1-checkpoint.tar.gz')
+# The earlier release the network also loads (a folder holding the V2 checkpoint prefix
+# model.v0.4.1); not fetched by default.
+DEEPSPEECH_041_CHECKPOINT_URL = ('https://github.com/mozilla/DeepSpeech/releases/download/v0.4.1/'
+                                 'deepspeech-0.4.1-checkpoint.tar.gz')
+DEEPSPEECH_CHECKPOINTS = {'0.5.1': DEEPSPEECH_CHECKPOINT_URL, '0.4.1': DEEPSPEECH_041_CHECKPOINT_URL}
 
 PUBLIC_CHECKPOINTS = {
     # A single file in the TF1 "V1" checkpoint format (no .index / .data files).

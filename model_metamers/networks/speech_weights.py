@@ -5,17 +5,37 @@ The weights argument is checked (:func:`resolve_weights`) before the large
 models are built, so a wrong path fails at once.
 """
 
+import glob
 import json
 import os
 
+import h5py
+
 from model_metamers.networks import checkpoints
+
+
+def _single_prefix_in(folder):
+    """The one checkpoint prefix in ``folder`` (one ``*.index``), or None if it has none.
+
+    For a release folder without TF's ``checkpoint`` state file, or whose state
+    file names a path on the machine that wrote it. Several prefixes are an
+    error naming them.
+    """
+    prefixes = sorted(p[:-len('.index')]
+                      for p in glob.glob(os.path.join(glob.escape(folder), '*.index')))
+    if len(prefixes) > 1:
+        raise checkpoints.CheckpointError(
+            '%s holds %d checkpoints and no usable TF "checkpoint" state file; pass one prefix: %s'
+            % (folder, len(prefixes), ', '.join(prefixes)))
+    return prefixes[0] if prefixes else None
 
 
 def resolve_weights(weights, network_name, original_format):
     """Classify ``weights`` (see ``checkpoints.weights_kind``): ``(kind, path)``.
 
     ``kind`` is ``'random'``, ``'h5'`` or ``'checkpoint'`` (V2 prefix, folder,
-    or single-file V1 checkpoint). Raises
+    or single-file V1 checkpoint). A folder without a usable ``checkpoint``
+    state file is taken when it holds exactly one ``*.index``. Raises
     :class:`~model_metamers.networks.checkpoints.CheckpointError` naming the
     problem (nothing there / a file TF cannot read as a checkpoint).
     """
@@ -27,7 +47,26 @@ def resolve_weights(weights, network_name, original_format):
                 '%s exists but is not a TF checkpoint that TensorFlow can read; give the %s '
                 'checkpoint (a V1 file, or a V2 prefix without .index/.data-*) or a .weights.h5 '
                 'file' % (path, original_format))
+        if os.path.isdir(path) and not checkpoints.is_tf_checkpoint(path):
+            prefix = _single_prefix_in(path)
+            if prefix is not None:
+                return 'checkpoint', prefix
     return checkpoints.weights_kind(weights, network_name, original_format)
+
+
+def read_weights_file_attrs(path):
+    """Attributes of a converted ``*.weights.h5``; ``build_options`` decoded from JSON."""
+    with h5py.File(path, 'r') as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    try:
+        attrs['build_options'] = json.loads(attrs.get('build_options', '{}'))
+    except (TypeError, ValueError):
+        raise checkpoints.CheckpointError(
+            '%s: attribute build_options is not JSON; reconvert the checkpoint with python -m '
+            'model_metamers.convert_checkpoint' % path) from None
+    if not isinstance(attrs['build_options'], dict):
+        attrs['build_options'] = {}
+    return attrs
 
 
 def resolve_name_map(defaults, overrides):
