@@ -376,14 +376,19 @@ def generate(settings, network=None, log=None):
             null = validation.load_null(settings.null_distribution)
         except (OSError, ValueError) as exc:
             raise GenerationError(str(exc)) from None
+    weights_id = weights_fingerprint(weights)
     if null is not None:
+        from model_metamers.null_distribution import NullMismatchError, check_matches
+        try:
+            check_matches(settings.null_distribution, network.name, weights_id)
+        except NullMismatchError as exc:
+            raise GenerationError(str(exc)) from None
         missing = [layer for layer in layers
                    if layer not in null and network.resolve(layer) not in null]
         if missing:
             raise GenerationError('null distribution %s has no layer(s) %s'
                              % (settings.null_distribution, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
-    weights_id = weights_fingerprint(weights)
     if not jobs:
         log('shard %d of %d has no jobs (%d input(s) x %d layer(s) = %d jobs in all); nothing to do'
             % (settings.shard_index, settings.num_shards, len(inputs), len(layers), len(inputs) * len(layers)))
