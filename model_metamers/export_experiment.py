@@ -141,16 +141,22 @@ def clear_owned(output_dir, names):
             os.remove(path)
 
 
-def _class_names(network_name, cache={}):
-    """Class names of a registered network (None: not registered here, or it has none)."""
-    if network_name not in cache:
+_CLASS_NAMES = {}
+
+
+def _class_names(network_name):
+    """Class names of a registered network (None: not registered here, or it has none).
+
+    Built once per network with random weights: the names do not depend on them.
+    """
+    if network_name not in _CLASS_NAMES:
         from model_metamers import networks
         try:
             names = list(networks.build(network_name, weights='random').class_names)
         except (ValueError, KeyError, ImportError):
             names = None
-        cache[network_name] = names or None
-    return cache[network_name]
+        _CLASS_NAMES[network_name] = names or None
+    return _CLASS_NAMES[network_name]
 
 
 def correct_answers(items, labels=None, note=None):

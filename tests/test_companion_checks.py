@@ -178,6 +178,20 @@ def test_one_labels_rule_for_transfer_and_export(results_dir, net, tmp_path):
     assert all(r['n'] == 2 for r in transfer.transfer(metamers, net, labels=good, n_boot=10))
 
 
+def test_a_1000_way_label_counts_as_its_16_way_category():
+    from model_metamers import resources
+
+    class Classifier:
+        name = 'slim_like'
+        class_names = ['background'] + list(resources.imagenet_classes())
+        info = {'logit_offset': 1}
+
+    assert transfer._answer_16(Classifier, 'airliner') == 'airplane'
+    assert transfer._answer_16(Classifier, 'bear') == 'bear'
+    assert transfer._answer_16(Classifier, 'tench, Tinca tinca') is None  # in none of the 16
+    assert transfer.chance_level(Classifier, 'imagenet16') == pytest.approx(1 / 16)
+
+
 # ------------------------------------------------------------------------ 6: export folder
 def test_export_refuses_a_non_empty_folder_unless_overwrite(results_dir, tmp_path):
     exp = tmp_path / 'exp'
