@@ -251,7 +251,10 @@ def _define_flags():
                         'networks import list_networks; print(list_networks())")')
     flags.DEFINE_string('checkpoint', None, 'checkpoint prefix in the original format (the path '
                         'without .index / .data-*), or a folder holding one')
-    flags.DEFINE_string('output', None, 'where to write; default <checkpoint dir>/<network>.weights.h5')
+    flags.DEFINE_string('output', None, 'where to write (a .h5 file); default '
+                        'checkpoints/<network>.weights.h5 (or $MODEL_METAMERS_CHECKPOINT_DIR/'
+                        '<network>.weights.h5 when set), the file --weights=auto loads; not beside '
+                        '--checkpoint')
     flags.DEFINE_string('name_map', None, 'JSON file of name-map overrides (audio networks): '
                         '{"<keras layer>": "<TF1 layer scope>", "<keras layer>/<variable>": "<TF1 name>"}')
     flags.DEFINE_boolean('hanning_normalize', None, 'audio reduced-aliasing networks: normalise the '

@@ -2,13 +2,17 @@
 
 Usage::
 
-    python -m model_metamers.export_experiment --results_dir=metamers_out/word_reduced_aliasing \
-        --output_dir=experiment/ [--labels=labels.csv] [--only_passed]
+    python -m model_metamers.export_experiment --results_dir=metamers_out/word_reduced_aliasing \\
+        --output_dir=experiment/ [--labels=labels.csv] [--only_passed] [--overwrite]
 
 Writes one folder per condition (``<network>__<layer>``) with the metamers
-(WAV for audio, PNG for images), a ``natural/`` folder with the natural stimuli,
-``trials.csv`` (shuffled, seeded: trial, condition, stimulus file, natural file,
-correct answer, validation result) and ``export_info.json``.
+(WAV at the network's sample rate for audio, PNG for images), a ``natural/``
+folder with the natural stimuli, ``trials.csv`` (shuffled, seeded: trial,
+condition, stimulus file, natural file, correct answer, validation result) and
+``export_info.json``. ``--output_dir`` must be new or empty; ``--overwrite``
+replaces an earlier export there. The correct answer is the input's label in
+``--labels`` (every input needs one, and it must be a class of the network), else
+the network's class for the natural stimulus (a warning when networks disagree).
 
 Audio is loudness-matched: every metamer gets the RMS of its natural sound.
 Then one common gain, applied to every file, keeps all peaks below 0.99 so
@@ -16,10 +20,10 @@ Then one common gain, applied to every file, keeps all peaks below 0.99 so
 """
 
 import csv
-import glob
 import io
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -36,16 +40,18 @@ def _rms(x):
     return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2)))
 
 
-def gather(results_dirs, only_passed=False):
-    """Conditions and stimuli from result folders: list of dicts."""
+def gather(results_dirs, only_passed=False, note=None):
+    """Conditions and stimuli from result folders: list of dicts.
+
+    ``.h5`` files that are not metamer results are skipped with a note.
+    """
     items = []
     for results_dir in results_dirs:
-        files = sorted(glob.glob(os.path.join(results_dir, '*.h5')))
-        if not files:
+        found = _results.read_results_folder(results_dir, note)
+        if not found:
             raise ExportError('no result files in %s; give the <output_dir>/<network> folder of a '
                               'run_generation.py run' % results_dir)
-        for path in files:
-            res = _results.read_result(path)
+        for path, res in found:
             meta = res['_file']
             network = meta.get('network', os.path.basename(os.path.normpath(results_dir)))
             network = network.decode() if isinstance(network, bytes) else str(network)
@@ -73,8 +79,123 @@ def gather(results_dirs, only_passed=False):
     return items
 
 
-def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sample_format='int16'):
-    """Write the experiment folder; returns the trial rows."""
+# What an export writes at the top of its folder besides the condition folders.
+_OWN_FILES = ('trials.csv', 'export_info.json', 'natural')
+
+
+def _owned_entries(output_dir):
+    """Top-level names an earlier export wrote in ``output_dir`` (None: it holds no earlier export)."""
+    info_path = os.path.join(output_dir, 'export_info.json')
+    trials_path = os.path.join(output_dir, 'trials.csv')
+    if not (os.path.isfile(info_path) or os.path.isfile(trials_path)):
+        return None
+    names = set(_OWN_FILES)
+    try:
+        with open(info_path, encoding='utf-8') as f:
+            names.update(json.load(f).get('written', []))
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with open(trials_path, newline='', encoding='utf-8') as f:
+            names.update(row['condition'] for row in csv.DictReader(f) if row.get('condition'))
+    except (OSError, KeyError, csv.Error):
+        pass
+    # Only plain names of this folder: a doctored record must not reach outside it.
+    return sorted(n for n in names if n and os.path.basename(n) == n and n not in ('.', '..'))
+
+
+def prepare_output_dir(output_dir, overwrite=False):
+    """Check ``output_dir`` can take a new export; returns the earlier export's entries to remove.
+
+    A new or empty folder is fine. A non-empty one is refused unless
+    ``overwrite``, and even then only when it holds an earlier export (its
+    ``export_info.json`` / ``trials.csv``): exactly what that export wrote is
+    removed (by :func:`clear_owned`), so no stale condition folder or WAV stays
+    beside the new ``trials.csv``. Nothing is removed here.
+    """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ExportError('--output_dir %s is a file, not a folder; give a new folder (e.g. experiment/)'
+                          % output_dir)
+    here = sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []
+    if not here:
+        return []
+    shown = ', '.join(here[:5]) + (', ...' if len(here) > 5 else '')
+    if not overwrite:
+        raise ExportError('--output_dir %s is not empty (it holds %s); choose a new folder, or pass '
+                          '--overwrite to replace an earlier export there' % (output_dir, shown))
+    owned = _owned_entries(output_dir)
+    if owned is None:
+        raise ExportError('--output_dir %s holds files that are not an earlier export (%s); --overwrite '
+                          'only replaces an export (with its trials.csv): choose a new folder'
+                          % (output_dir, shown))
+    return [n for n in owned if n in here]
+
+
+def clear_owned(output_dir, names):
+    """Remove the entries ``names`` (from :func:`prepare_output_dir`) of ``output_dir``."""
+    for name in names:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
+_CLASS_NAMES = {}
+
+
+def _class_names(network_name):
+    """Class names of a registered network (None: not registered here, or it has none).
+
+    Built once per network with random weights: the names do not depend on them.
+    """
+    if network_name not in _CLASS_NAMES:
+        from model_metamers import networks
+        try:
+            names = list(networks.build(network_name, weights='random').class_names)
+        except (ValueError, KeyError, ImportError):
+            names = None
+        _CLASS_NAMES[network_name] = names or None
+    return _CLASS_NAMES[network_name]
+
+
+def correct_answers(items, labels=None, note=None):
+    """Set ``item['answer']`` for every item: the one labels rule of transfer and export.
+
+    With ``labels`` every input needs a row whose label is a class of the
+    item's network (``transfer.label_of``: an error otherwise). Without, the
+    answer is the network's prediction for the natural stimulus; when two
+    networks predict different classes for one input, ``note`` is told (one
+    trials.csv would mark one stimulus right under two answers).
+    """
+    from model_metamers.transfer import TransferError, label_of
+
+    note = note or (lambda message: print(message, file=sys.stderr))
+    for it in items:
+        if labels is not None:
+            try:
+                it['answer'] = label_of(labels, it['input'], _class_names(it['network']), it['network'])
+            except TransferError as exc:
+                raise ExportError(str(exc)) from None
+        else:
+            it['answer'] = it['natural_class']
+    if labels is None:
+        answers = {}
+        for it in items:
+            answers.setdefault(it['input'], {}).setdefault(it['answer'], it['network'])
+        for stem, by_answer in sorted(answers.items()):
+            if len(by_answer) > 1:
+                note('warning: input %s has different correct answers in trials.csv (%s): the networks '
+                     'classify its natural stimulus differently; pass --labels to give one answer'
+                     % (stem, ', '.join('%s by %s' % kv for kv in by_answer.items())))
+
+
+def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sample_format='int16',
+           overwrite=False, note=None):
+    """Write the experiment folder; returns the trial rows.
+
+    ``output_dir`` must be new or empty; ``overwrite`` replaces an earlier export there.
+    """
     from model_metamers import audio
 
     if seed < 0:
@@ -82,12 +203,14 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
     if any(os.path.realpath(output_dir) == os.path.realpath(d) for d in results_dirs):
         raise ExportError('--output_dir %s is a --results_dir; choose a separate folder for the '
                           'experiment (e.g. experiment/)' % output_dir)
-    items = gather(results_dirs, only_passed)
+    stale = prepare_output_dir(output_dir, overwrite)
+    items = gather(results_dirs, only_passed, note)
     kinds = sorted({(it['modality'], it['sample_rate'] if it['modality'] == 'audio' else 0) for it in items})
     if len(kinds) > 1:
         # One experiment plays or shows one kind of stimulus; the naturals are shared by input name.
         raise ExportError('the results mix %s; export each kind to its own --output_dir'
                           % ' and '.join('%s at %d Hz' % k if k[1] else '%ss' % k[0] for k in kinds))
+    correct_answers(items, labels, note)
     modality = items[0]['modality']
     if modality == 'audio':
         for it in items:
@@ -99,6 +222,7 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
     else:
         gain = 1.0
     ext = '.wav' if modality == 'audio' else '.png'
+    clear_owned(output_dir, stale)
     os.makedirs(output_dir, exist_ok=True)
     rows = []
     written_natural = set()
@@ -118,10 +242,10 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
             if nat not in written_natural:
                 images.save_png(os.path.join(output_dir, nat), it['natural'])
         written_natural.add(nat)
-        answer = labels.get(it['input'], '') if labels else it['natural_class']
         rows.append({'condition': condition, 'network': it['network'], 'layer': it['layer'],
-                     'input': it['input'], 'stimulus': stim, 'natural': nat, 'correct_answer': answer,
-                     'passed': it['passed'], 'spearman': '%.5f' % it['spearman']})
+                     'input': it['input'], 'stimulus': stim, 'natural': nat,
+                     'correct_answer': it['answer'], 'passed': it['passed'],
+                     'spearman': '%.5f' % it['spearman']})
     order = np.random.default_rng(seed).permutation(len(rows))
     rows = [dict(trial=k + 1, **rows[i]) for k, i in enumerate(order)]
     fields = ['trial', 'condition', 'network', 'layer', 'input', 'stimulus', 'natural',
@@ -132,9 +256,11 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
     writer.writerows(rows)
     write_text(os.path.join(output_dir, 'trials.csv'), buf.getvalue())
     info = {'modality': modality, 'n_trials': len(rows), 'seed': seed, 'common_gain': gain,
+            'sample_rate': items[0]['sample_rate'] if modality == 'audio' else None,
             'loudness_matching': 'metamer RMS set to its natural sound RMS, then one common gain'
                                  if modality == 'audio' else 'none', 'sample_format': sample_format,
-            'results_dirs': list(results_dirs), 'only_passed': only_passed}
+            'results_dirs': list(results_dirs), 'only_passed': only_passed,
+            'written': sorted(set(_OWN_FILES) | {r['condition'] for r in rows})}
     write_text(os.path.join(output_dir, 'export_info.json'), json.dumps(info, indent=2))
     return rows
 
@@ -147,7 +273,7 @@ def main(argv):
     try:
         labels = load_labels(FLAGS.labels) if FLAGS.labels else None
         rows = export([d for d in FLAGS.results_dir.split(',') if d], FLAGS.output_dir, labels,
-                      FLAGS.seed, FLAGS.only_passed, FLAGS.sample_format)
+                      FLAGS.seed, FLAGS.only_passed, FLAGS.sample_format, FLAGS.overwrite)
     except (ExportError, TransferError, OSError) as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 1
@@ -163,6 +289,8 @@ def _define_flags():
     flags.DEFINE_integer('seed', 0, 'seed of the trial order')
     flags.DEFINE_boolean('only_passed', False, 'export only metamers that passed validation')
     flags.DEFINE_enum('sample_format', 'int16', ['int16', 'float32'], 'WAV sample format')
+    flags.DEFINE_boolean('overwrite', False, 'replace an earlier export in --output_dir (removes '
+                         'what that export wrote; other files are left alone)')
     flags.mark_flag_as_required('results_dir')
 
 

@@ -103,6 +103,7 @@ class _Progress:
         self.label, self.total, self.enabled = label, total, enabled
         self.stream = stream or sys.stderr
         self._last = 0.0
+        self._shown = None
 
     def update(self, done, final=False):
         if not self.enabled:
@@ -116,7 +117,11 @@ class _Progress:
                                                    done / 1e6, self.total / 1e6)
         else:
             line = '%s  %.1f MB' % (self.label, done / 1e6)
-        self.stream.write('\r' + line + ('\n' if final else ''))
+        # The final call only ends the line when it already shows the final count (a log file
+        # keeps every '\r' update, so the same line would read twice).
+        text = '' if final and line == self._shown else '\r' + line
+        self._shown = line
+        self.stream.write(text + ('\n' if final else ''))
         self.stream.flush()
 
 
@@ -337,6 +342,32 @@ def _checkpoint_in(paths, source):
     return None
 
 
+def check_dest(dest):
+    """Refuse a ``--dest`` that is a file (or under one) before anything is downloaded."""
+    folder = dest
+    while folder and not os.path.exists(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if folder and os.path.exists(folder) and not os.path.isdir(folder):
+        raise FetchError('--dest=%s: %s is a file, not a folder; give a folder (default: %s)'
+                         % (dest, folder, checkpoints.checkpoint_dir()))
+
+
+def _describe_file(path):
+    """A few words on what a file is, from its first bytes (for messages)."""
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    kinds = ((b'RIFF', 'a WAV file'), (b'\x89HDF', 'an HDF5 file'), (b'\x1f\x8b', 'gzip data'),
+             (b'PK', 'a zip file'), (b'<', 'an HTML/XML page'), (b'\x89PNG', 'a PNG image'),
+             (b'fLaC', 'a FLAC file'), (b'ID3', 'an MP3 file'))
+    for magic, kind in kinds:
+        if head.startswith(magic):
+            return 'it is %s of %d bytes' % (kind, os.path.getsize(path))
+    return 'it starts with %r, %d bytes' % (head[:8], os.path.getsize(path))
+
+
 def fetch(network, dest=None, url=None, sha256=None, retries=3, progress=True,
           keep_archive=False):
     """Fetch the checkpoint of ``network`` into ``dest`` (default ``checkpoints.checkpoint_dir()``).
@@ -349,29 +380,44 @@ def fetch(network, dest=None, url=None, sha256=None, retries=3, progress=True,
     url = url or source.url
     archive = _archive_name(url)
     sha256 = sha256 or source.sha256
-    paths = _present(source, dest, archive)
+    check_dest(dest)
+    # Recorded under the published name even when a mirror served it: local_checkpoint
+    # (what --weights=auto asks) looks the record up by that name.
+    record = _archive_name(source.url)
+    paths = _present(source, dest, record)
     downloaded = False
     if paths is None:
         archive_path = os.path.join(dest, '.downloads', archive)
         if not os.path.exists(archive_path):
             download(url, archive_path, retries=retries, progress=progress)
             downloaded = True
+        expect_archive = is_archive(source.url)
         try:
-            if is_archive(url):
+            # What was downloaded decides, not the URL's name: a mirror may serve anything.
+            if expect_archive:
+                if not tarfile.is_tarfile(archive_path):
+                    raise FetchError('%s from %s is not a tar archive (%s); --url must give a copy '
+                                     'of %s' % (archive, url, _describe_file(archive_path), record))
                 verify_archive(archive_path, source.members, sha256)
             else:
                 verify_file(archive_path, sha256)
+                if (source.checkpoint and source.checkpoint.endswith('.ckpt')
+                        and not checkpoints.is_v1_checkpoint_file(archive_path)):
+                    raise FetchError('%s from %s is not a readable TF checkpoint (%s); --url must '
+                                     'give a copy of %s' % (archive, url, _describe_file(archive_path),
+                                                            record))
         except FetchError:
             os.remove(archive_path)  # a bad download must not block the next attempt
             raise
-        if is_archive(url):
+        if expect_archive:
             paths = extract_archive(archive_path, dest)
             if not keep_archive:
                 os.remove(archive_path)
         else:
-            paths = [os.path.join(dest, archive)]
+            # Stored under the published name, where local_checkpoint finds it.
+            paths = [os.path.join(dest, record)]
             os.replace(archive_path, paths[0])
-        _write_json_atomic(_manifest_path(dest, archive),
+        _write_json_atomic(_manifest_path(dest, record),
                            {'url': url, 'files': [os.path.relpath(p, dest) for p in paths]})
     for extra in EXTRA_FILES.get(network, []) if url == source.url else []:
         target = os.path.join(dest, _archive_name(extra))
@@ -449,9 +495,17 @@ def main(argv=None):
     except FetchError as e:
         sys.stderr.write('error: %s\n' % e)
         return 1
+    except OSError as e:  # a folder that cannot be written, a full disk
+        sys.stderr.write('error: %s: %s; check --dest\n' % (e.strerror or e, e.filename or fv.dest))
+        return 1
+    auto_dir = os.path.abspath(checkpoints.checkpoint_dir())
     for r in results:
         print('%s: %s (%s)' % (r['network'], r['checkpoint'] or ', '.join(r['files']),
                                'downloaded' if r['downloaded'] else 'already present'))
+    if fv.dest and os.path.abspath(fv.dest) != auto_dir:
+        print('note: --weights=auto looks in %s (or $MODEL_METAMERS_CHECKPOINT_DIR), not %s; pass '
+              '--weights=<the path above> or set MODEL_METAMERS_CHECKPOINT_DIR=%s'
+              % (auto_dir, os.path.abspath(fv.dest), os.path.abspath(fv.dest)))
     return 0
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from model_metamers import __version__
 from model_metamers import networks as _networks
-from model_metamers import resources, results, validation
+from model_metamers import published_nulls, resources, results, validation
 from model_metamers.networks.checkpoints import CheckpointError, checkpoint_dir, default_weights_path
 from model_metamers.progress import ProgressLine, table
 from model_metamers.synthesis import MetamerSynthesizer
@@ -146,7 +146,6 @@ def resolve_null(network_name, value, log=None):
         return None
     if value != 'auto':
         return os.path.expanduser(str(value))
-    from model_metamers import published_nulls
     for candidate in (default_null_path(network_name),
                       published_nulls.find(network_name, checkpoint_dir())):
         if candidate and os.path.isfile(candidate):
@@ -434,14 +433,19 @@ def generate(settings, network=None, log=None):
             null = validation.load_null(null_path)
         except (OSError, ValueError) as exc:
             raise GenerationError(str(exc)) from None
+    weights_id = weights_fingerprint(weights)
     if null is not None:
+        from model_metamers.null_distribution import NullMismatchError, check_matches
+        try:
+            check_matches(published_nulls.null_record(null_path), network.name, weights_id, source=null_path)
+        except NullMismatchError as exc:
+            raise GenerationError(str(exc)) from None
         missing = [layer for layer in layers
                    if layer not in null and network.resolve(layer) not in null]
         if missing:
             raise GenerationError('null distribution %s has no layer(s) %s'
                              % (null_path, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
-    weights_id = weights_fingerprint(weights)
     if not jobs:
         log('shard %d of %d has no jobs (%d input(s) x %d layer(s) = %d jobs in all); nothing to do'
             % (settings.shard_index, settings.num_shards, len(inputs), len(layers), len(inputs) * len(layers)))

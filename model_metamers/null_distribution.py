@@ -13,11 +13,11 @@ correlation 0 and is counted.
 
 Usage (absl)::
 
-    python -m model_metamers.null_distribution --network=word_reduced_aliasing \
-        --weights=checkpoints/word_reduced_aliasing.weights.h5 --dataset=speech_folder/ \
+    python -m model_metamers.null_distribution --network=word_reduced_aliasing \\
+        --weights=checkpoints/word_reduced_aliasing.weights.h5 --dataset=speech_folder/ \\
         --num_pairs=1000000 --output=nulls/word_reduced_aliasing.h5
     # on a cluster: add --num_shards=100 --shard_index=$SLURM_ARRAY_TASK_ID, then
-    python -m model_metamers.null_distribution --merge --output=nulls/word_reduced_aliasing.h5 \
+    python -m model_metamers.null_distribution --merge --output=nulls/word_reduced_aliasing.h5 \\
         --num_shards=100
     # a null distribution of the original release, as HDF5:
     python -m model_metamers.null_distribution \
@@ -25,8 +25,10 @@ Usage (absl)::
 
 Output: HDF5 with one group per layer holding ``spearman``, ``pearson``,
 ``snr_db`` (one value per pair) and ``pairs`` (stimulus indices), with
-attributes (network, weights, dataset, seed, number of stimuli and pairs,
-feature count).
+attributes (network, weights, weights_sha1, dataset, seed, number of stimuli
+and pairs, feature count). Generation and reports refuse a null made for
+another network or other weights (:func:`check_matches`); ``--merge`` refuses
+shards made with other settings.
 """
 
 import os
@@ -43,6 +45,55 @@ FORMAT = 'model_metamers.null.v1'
 
 class NullDistributionError(ValueError):
     """Bad dataset or shard arguments for a null distribution."""
+
+
+class NullMismatchError(NullDistributionError):
+    """A null distribution made for another network or other weights."""
+
+
+# ------------------------------------------------------------- provenance
+def read_info(path):
+    """The file attributes of a null distribution (``network``, ``weights``, ``weights_sha1``, ...).
+
+    ``{}`` for a file that is not HDF5 (e.g. a published pickle, which records
+    no network) or records nothing; :func:`check_matches` then has nothing to refuse.
+    """
+    if not (os.path.isfile(path) and h5py.is_hdf5(path)):
+        return {}
+    with h5py.File(path, 'r') as f:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+
+
+def check_matches(null, network_name, weights_sha1=None, source=None):
+    """Refuse a null distribution made for another network or with other weights.
+
+    Args:
+      null: the null file's path, or its attributes as a dict (see :func:`read_info`);
+        a published null that records no network can be passed as
+        ``{'network': <network its file name names>}``.
+      network_name: the network the metamers are (or were) made with.
+      weights_sha1: SHA-1 of their weight files (``generation.weights_fingerprint``),
+        or None when unknown; only checked when the null records one too.
+      source: the null's name in messages (default: its path).
+
+    Raises :class:`NullMismatchError` (one line, with the fix).
+    """
+    info = read_info(null) if isinstance(null, str) else dict(null or {})
+    source = source or (null if isinstance(null, str) else 'the null distribution')
+    made_for = info.get('network')
+    made_for = made_for.decode() if isinstance(made_for, bytes) else made_for
+    if made_for and made_for != network_name:
+        raise NullMismatchError(
+            '%s was computed for network %s, not %s; compute a null for %s (python -m '
+            'model_metamers.null_distribution --network=%s --dataset=...) and pass that'
+            % (source, made_for, network_name, network_name, network_name))
+    made_with = info.get('weights_sha1')
+    made_with = made_with.decode() if isinstance(made_with, bytes) else made_with
+    if made_for and made_with and weights_sha1 and made_with != weights_sha1:
+        raise NullMismatchError(
+            '%s was computed with other weights of %s (%s, SHA-1 %s) than these (SHA-1 %s); '
+            'compute the null again with the weights the metamers were made with'
+            % (source, network_name, info.get('weights', '?'), made_with[:12], weights_sha1[:12]))
 
 
 # ------------------------------------------------------------------ datasets
@@ -300,8 +351,49 @@ def shard_path(output, num_shards, shard_index):
     return '%s.shard-%05d-of-%05d%s' % (root, shard_index, num_shards, ext or '.h5')
 
 
-def merge_shards(output, num_shards):
-    """Concatenate shard files (in shard order) into ``output``; every shard must exist."""
+# Attributes every shard of one null must share (shard_index differs by design).
+SHARED_ATTRS = ('network', 'weights', 'weights_sha1', 'dataset', 'seed', 'num_pairs', 'n_stimuli',
+                'num_shards')
+
+
+def find_num_shards(output):
+    """The shard count of the shard files of ``output`` on disk (for ``--merge`` without ``--num_shards``)."""
+    import glob
+    import re
+
+    root, ext = os.path.splitext(output)
+    pattern = re.compile(re.escape(os.path.basename(root)) + r'\.shard-\d{5}-of-(\d{5})'
+                         + re.escape(ext or '.h5') + '$')
+    counts = {int(m.group(1)) for m in (pattern.match(os.path.basename(p))
+                                        for p in glob.glob(glob.escape(root) + '.shard-*'))
+              if m}
+    if not counts:
+        raise NullDistributionError('cannot merge: no shard files %s.shard-*-of-*%s; run the shards '
+                                    '(--num_shards=N --shard_index=K) first' % (root, ext or '.h5'))
+    if len(counts) > 1:
+        raise NullDistributionError('cannot merge: shard files of %s for %s different --num_shards '
+                                    '(%s) lie side by side; pass --num_shards=N to choose'
+                                    % (output, len(counts), ', '.join(map(str, sorted(counts)))))
+    return counts.pop()
+
+
+def _attr(value):
+    value = value.decode() if isinstance(value, bytes) else value
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def merge_shards(output, num_shards=None):
+    """Concatenate shard files (in shard order) into ``output``; every shard must exist.
+
+    ``num_shards`` None: found from the shard files on disk. Shards made with
+    other settings (network, weights, dataset, seed, pair count, layers) are
+    refused: their pairs would not partition one sample.
+    """
+    if num_shards is None:
+        num_shards = find_num_shards(output)
+    if num_shards < 2:
+        raise NullDistributionError('--merge joins the shards of a run with --num_shards=2 or more, '
+                                    'got --num_shards=%d; nothing to merge' % num_shards)
     paths = [shard_path(output, num_shards, k) for k in range(num_shards)]
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
@@ -310,20 +402,54 @@ def merge_shards(output, num_shards):
     keys = ('spearman', 'pearson', 'snr_db', 'pairs')
     merged = {}
     attrs = None
-    for p in paths:
+    for k, p in enumerate(paths):
         with h5py.File(p, 'r') as f:
+            these = {a: _attr(v) for a, v in f.attrs.items() if a != 'shard_index'}
+            if 'shard_index' in f.attrs and int(f.attrs['shard_index']) != k:
+                raise NullDistributionError('cannot merge: %s says it is shard %d, not %d; rerun it'
+                                            % (p, int(f.attrs['shard_index']), k))
             if attrs is None:
-                attrs = {k: v for k, v in f.attrs.items() if k != 'shard_index'}
+                attrs, first, layers = these, p, set(f)
+            else:
+                differ = [a for a in SHARED_ATTRS
+                          if (a in attrs or a in these) and attrs.get(a) != these.get(a)]
+                if differ:
+                    raise NullDistributionError(
+                        'cannot merge: %s and %s were made with different %s (%s); rerun the odd '
+                        'shard(s) with the same settings' % (
+                            first, p, ', '.join(differ),
+                            '; '.join('%s %r vs %r' % (a, attrs.get(a), these.get(a)) for a in differ)))
+                if set(f) != layers:
+                    raise NullDistributionError(
+                        'cannot merge: %s and %s hold different layers (%s vs %s); rerun the odd '
+                        'shard(s) with the same --layers' % (first, p, ', '.join(sorted(layers)),
+                                                            ', '.join(sorted(f))))
             for layer in f:
                 entry = merged.setdefault(layer, {k: [] for k in keys})
                 entry['n_features'] = int(f[layer].attrs['n_features'])
-                for k in keys:
-                    entry[k].append(f[layer][k][()])
+                for key in keys:
+                    entry[key].append(f[layer][key][()])
     result = {layer: dict({k: np.concatenate(v[k]) for k in keys}, n_features=v['n_features'])
               for layer, v in merged.items()}
     attrs['num_shards'] = num_shards
     write_null(output, result, attrs)
     return output
+
+
+def distinct_pairs_note(n_stimuli, num_pairs, seed=0):
+    """A note when ``num_pairs`` exceeds what ``n_stimuli`` can give, else None.
+
+    ``n (n - 1) / 2`` unordered pairs of different stimuli exist; asking for
+    more draws some pairs twice (the null's maximum is unchanged by a repeat).
+    """
+    possible = n_stimuli * (n_stimuli - 1) // 2
+    if num_pairs <= possible:
+        return None
+    pairs = np.sort(sample_pairs(n_stimuli, num_pairs, seed), axis=1)
+    drawn = len(np.unique(pairs, axis=0))
+    return ('note: %d pairs asked, but %d stimuli give only %d distinct pairs; %d distinct pairs were '
+            'drawn (the rest repeat them); use a larger --dataset for more independent pairs'
+            % (num_pairs, n_stimuli, possible, drawn))
 
 
 # ----------------------------------------------------------------------- CLI
@@ -333,7 +459,7 @@ def main(argv):
     FLAGS = flags.FLAGS
     from model_metamers import networks
     from model_metamers.errors import USER_ERRORS
-    from model_metamers.generation import resolve_weights
+    from model_metamers.generation import resolve_weights, weights_fingerprint
 
     try:
         if FLAGS.convert:
@@ -343,8 +469,9 @@ def main(argv):
                 '%s: %d pairs' % kv for kv in counts.items())))
             return 0
         if FLAGS.merge:
-            out = merge_shards(FLAGS.output, FLAGS.num_shards)
-            print('merged %d shard(s) into %s' % (FLAGS.num_shards, out))
+            num_shards = FLAGS.num_shards if FLAGS['num_shards'].present else find_num_shards(FLAGS.output)
+            out = merge_shards(FLAGS.output, num_shards)
+            print('merged %d shard(s) into %s' % (num_shards, out))
             return 0
         if not FLAGS.dataset:
             raise NullDistributionError('--dataset is required (a folder of stimuli or TFRecord files)')
@@ -363,11 +490,15 @@ def main(argv):
             net.resolve(layer)
         sources = list_dataset(FLAGS.dataset, net.modality)
         stimuli = load_stimuli(net, sources, FLAGS.tfrecord_feature)
+        note = distinct_pairs_note(len(stimuli), FLAGS.num_pairs, FLAGS.seed)
+        if note:
+            print(note, file=sys.stderr)
         result = compute_null(net, stimuli, layers, FLAGS.num_pairs, FLAGS.seed, FLAGS.num_shards,
                               FLAGS.shard_index, FLAGS.batch_size,
                               log=lambda m: print(m, file=sys.stderr))
         path = shard_path(FLAGS.output, FLAGS.num_shards, FLAGS.shard_index)
         write_null(path, result, {'network': net.name, 'weights': str(weights),
+                                  'weights_sha1': weights_fingerprint(weights),
                                   'dataset': FLAGS.dataset, 'seed': FLAGS.seed,
                                   'num_pairs': FLAGS.num_pairs, 'n_stimuli': len(stimuli),
                                   'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards})
@@ -388,7 +519,8 @@ def _define_flags():
     flags.DEFINE_integer('num_pairs', 1000000, 'random pairs of stimuli (paper: 1,000,000)')
     flags.DEFINE_integer('seed', 0, 'seed of the pair sampling')
     flags.DEFINE_integer('batch_size', 8, 'stimuli per forward pass')
-    flags.DEFINE_integer('num_shards', 1, 'split the pairs over this many jobs')
+    flags.DEFINE_integer('num_shards', 1, 'split the pairs over this many jobs (with --merge: '
+                         'default found from the shard files)')
     flags.DEFINE_integer('shard_index', 0, 'this job (0-based)')
     flags.DEFINE_boolean('merge', False, 'merge the shard files of --output and exit')
     flags.DEFINE_string('convert', None, "a published *_null_dist_spearman_r.pckl of the original "

@@ -35,6 +35,50 @@ def save_cochleagram_png(path, cochleagram, title=None):
     plt.close(fig)
 
 
+def cochleagram_axes(network):
+    """``(seconds per frame, centre frequency in Hz of every filter row)`` of ``network``'s
+    cochleagram stage, or None when it has none (or its filters are not known)."""
+    try:
+        graph = network.model.get_layer('cochleagram').graph
+    except (ValueError, AttributeError):
+        return None
+    freqs = getattr(graph, 'center_freqs', None)
+    if freqs is None:
+        return None
+    freqs = np.asarray(freqs, np.float64)
+    params = graph.params
+    if len(freqs) != graph.n_filters:  # the centre frequencies include dropped edge filters
+        edge = int(params.get('SAMPLE_FACTOR', 1))
+        extra = params.get('erb_filter_kwargs') or {}
+        start = edge if extra.get('no_lowpass') else 0
+        stop = len(freqs) - (edge if extra.get('no_highpass') else 0)
+        freqs = freqs[start:stop]
+    if len(freqs) != graph.n_filters or not params.get('ENV_SR'):
+        return None
+    return 1.0 / float(params['ENV_SR']), freqs
+
+
+def _draw_cochleagram(ax, coch, axes, first):
+    """A cochleagram panel with time (s) and filter centre frequency (Hz) axes."""
+    coch = np.asarray(coch).squeeze()
+    if axes is None or coch.shape[0] != len(axes[1]):
+        ax.imshow(coch, origin='lower', aspect='auto', cmap='Blues')
+        ax.set_xlabel('time (frames)', fontsize=7)
+        if first:
+            ax.set_ylabel('filter', fontsize=7)
+        return
+    seconds, freqs = axes
+    ax.imshow(coch, origin='lower', aspect='auto', cmap='Blues',
+              extent=(0, coch.shape[1] * seconds, -0.5, coch.shape[0] - 0.5))
+    rows = np.unique(np.linspace(0, len(freqs) - 1, 5).round().astype(int))
+    ax.set_yticks(rows)
+    ax.set_yticklabels(['%.0f' % freqs[r] for r in rows] if first else [], fontsize=6)
+    ax.tick_params(axis='x', labelsize=6)
+    ax.set_xlabel('time (s)', fontsize=7)
+    if first:
+        ax.set_ylabel('frequency (Hz)', fontsize=7)
+
+
 def result_figure(network, result_path, out_path):
     """One figure per input: natural and metamers (cochleagrams for audio) and the Spearman matrix."""
     from model_metamers import results
@@ -47,25 +91,29 @@ def result_figure(network, result_path, out_path):
     audio_stimulus = network.modality == 'audio' and first['metamer'].shape == tuple(network.input_shape)
     has_cochleagram = 'cochleagram' in network.stages
 
-    def draw(ax, x):
+    coch_axes = cochleagram_axes(network) if network.modality == 'audio' else None
+
+    def draw(ax, x, first):
         if audio_stimulus and has_cochleagram:
             coch = network.activations(x[None], ['cochleagram'])['cochleagram'].numpy()[0]
-            ax.imshow(coch.squeeze(), origin='lower', aspect='auto', cmap='Blues')
+            _draw_cochleagram(ax, coch, coch_axes, first)
         elif audio_stimulus:
-            ax.plot(np.asarray(x).ravel(), lw=0.3)
+            ax.plot(np.arange(np.size(x)) / float(network.sample_rate or 1), np.asarray(x).ravel(), lw=0.3)
+            ax.set_yticks([])
+            ax.set_xlabel('time (s)' if network.sample_rate else 'sample', fontsize=7)
         elif network.modality == 'image':
             ax.imshow(np.clip(x, 0, 1))
-        else:
-            ax.imshow(np.asarray(x).squeeze(), origin='lower', aspect='auto', cmap='Blues')
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:  # a cochleagram-domain metamer: the array is the cochleagram
+            _draw_cochleagram(ax, x, coch_axes, first)
 
     panels = [('natural', first['natural'])] + [(layer, res[layer]['datasets']['metamer']) for layer in layers]
-    fig = plt.figure(figsize=(2.6 * len(panels), 5.6))
+    fig = plt.figure(figsize=(2.6 * len(panels), 5.9))
     grid = fig.add_gridspec(2, len(panels), height_ratios=[1, 1.2])
     for col, (name, x) in enumerate(panels):
         ax = fig.add_subplot(grid[0, col])
-        draw(ax, x)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        draw(ax, x, col == 0)
         if name == 'natural':
             ax.set_title('natural')
         else:

@@ -105,3 +105,15 @@ def find(network, folder, max_depth=3):
             dirs[:] = []
         dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
     return None
+
+
+def null_record(path):
+    """What a null file says it was made for, as ``null_distribution.check_matches`` takes it.
+
+    An HDF5 null records its network and weights itself (its path is returned);
+    a published pickle records nothing, so its network is the one its file
+    name names (``{'network': ...}``, None for an unknown name).
+    """
+    if safe_pickle.is_pickle(path):
+        return {'network': network_of(path)}
+    return path

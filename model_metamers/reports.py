@@ -2,17 +2,18 @@
 
 Usage::
 
-    python -m model_metamers.reports --results_dir=metamers_out/word_reduced_aliasing \
+    python -m model_metamers.reports --results_dir=metamers_out/word_reduced_aliasing \\
         --null_distribution=nulls/word_reduced_aliasing.h5 --output_dir=reports/
 
 Writes ``<network>_table.csv`` / ``.md`` (per generation layer: metamers generated,
 metamers passing, median Spearman rho at the layer, median null rho at the layer,
 median rho at the logits) and ``<network>_histograms.png`` (for every generation
-layer, the metamer-vs-natural rho at every measured layer against the null).
+layer, the metamer-vs-natural rho at every measured layer against the null),
+one set per network found in ``--results_dir``. Other ``.h5`` files there are
+skipped with a note; a null made for another network or weights is refused.
 """
 
 import csv
-import glob
 import io
 import os
 import sys
@@ -20,6 +21,7 @@ import sys
 import numpy as np
 
 from model_metamers.fileio import save_figure, write_text
+from model_metamers import published_nulls
 from model_metamers import results as _results
 from model_metamers.validation import load_null
 
@@ -32,23 +34,28 @@ def _decode(names):
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
-def collect(results_dir):
-    """Every layer result under ``results_dir``: list of dicts (input, layer, rho per measured layer, ...)."""
-    files = sorted(p for p in glob.glob(os.path.join(results_dir, '*.h5')))
-    if not files:
+def collect(results_dir, note=None):
+    """Every layer result under ``results_dir``: list of dicts (input, layer, rho per measured layer, ...).
+
+    ``.h5`` files that are not metamer results are skipped with a note (see
+    :func:`model_metamers.results.read_results_folder`).
+    """
+    found = _results.read_results_folder(results_dir, note)
+    if not found:
         raise ReportError('no result files (*.h5) in %s; run run_generation.py first (or --merge '
                           'after sharded runs)' % results_dir)
     records = []
-    for path in files:
-        res = _results.read_result(path)
+    for path, res in found:
         network = res['_file'].get('network', '')
         for layer, entry in res.items():
             if layer == '_file':
                 continue
             ds, attrs = entry['datasets'], entry['attrs']
+            sha1 = attrs.get('weights_sha1')
             records.append({
                 'input': os.path.splitext(os.path.basename(path))[0], 'layer': layer,
                 'network': network.decode() if isinstance(network, bytes) else str(network),
+                'weights_sha1': sha1.decode() if isinstance(sha1, bytes) else sha1,
                 'rho': dict(zip(_decode(ds['spearman_layers']), ds['spearman_all_layers'])),
                 'spearman_matched': float(attrs['spearman_matched']),
                 'same_class': attrs['same_class'], 'passed': bool(attrs['passed']),
@@ -99,7 +106,7 @@ COLUMNS = ['layer', 'generated', 'passed', 'median_rho', 'median_null_rho', 'max
 
 def table_csv(rows):
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction='ignore')
     writer.writeheader()
     for r in rows:
         writer.writerow({k: ('%.4f' % v if isinstance(v, float) else v) for k, v in r.items()})
@@ -116,40 +123,83 @@ def table_markdown(rows, title=''):
 
 
 def histogram_grid(records, layer_order, measured, null, out_path, title=''):
-    """Figure S1-S8 style grid: rows generation layers, columns measured layers."""
+    """Figure S1-S8 style grid: rows generation layers, columns measured layers.
+
+    Red: the metamer-vs-natural rho of the metamers of that row's layer; with a
+    null, grey is its distribution and a dashed line its maximum (the pass
+    threshold at the matched layer).
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     gen = [layer for layer in layer_order if any(r['layer'] == layer for r in records)]
-    fig, axes = plt.subplots(len(gen), len(measured), figsize=(1.9 * len(measured), 1.5 * len(gen)),
+    fig, axes = plt.subplots(len(gen), len(measured), figsize=(1.9 * len(measured), 1.5 * len(gen) + 0.6),
                              squeeze=False, sharex=True)
     bins = np.linspace(-1, 1, 41)
+    legend = {}
     for i, g in enumerate(gen):
         for j, m in enumerate(measured):
             ax = axes[i, j]
             values = [r['rho'][m] for r in records if r['layer'] == g and m in r['rho']]
             if null and m in null:
-                ax.hist(null[m], bins=bins, color='0.7', density=True, label='null')
+                ax.hist(null[m], bins=bins, color='0.7', density=True, label='null (random natural pairs)')
+                ax.axvline(float(np.max(null[m])), color='k', ls='--', lw=0.8, label='null maximum')
             if values:
-                ax.hist(values, bins=bins, color='C3', density=True, alpha=0.8, label='metamers')
+                ax.hist(values, bins=bins, color='C3', density=True, alpha=0.8,
+                        label='metamers vs their natural stimuli')
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(m, fontsize=7)
             if j == 0:
                 ax.set_ylabel(g, fontsize=7)
-    axes[-1, 0].set_xlabel('Spearman rho')
-    fig.suptitle(title + ' (rows: generation layer, columns: measured layer; grey: null)')
-    fig.tight_layout()
+    for ax in axes[-1]:
+        ax.set_xlabel('Spearman rho', fontsize=7)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc='lower center', ncol=len(legend), fontsize=7,
+                   frameon=False)
+    fig.suptitle('%s (rows: generation layer, columns: measured layer%s)'
+                 % (title, '' if null else '; no null distribution given'))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     save_figure(fig, out_path, dpi=90)
     plt.close(fig)
 
 
-def report(results_dir, output_dir, null_distribution=None, network=None):
-    """Write the table (CSV, Markdown) and the histogram grid; returns the written paths."""
-    records = collect(results_dir)
-    name = records[0]['network'] or os.path.basename(os.path.normpath(results_dir))
-    null = load_null(null_distribution) if null_distribution else None
+def report(results_dir, output_dir, null_distribution=None, network=None, note=None):
+    """Write the table (CSV, Markdown) and the histogram grid; returns ``(paths, rows)``.
+
+    Results of several networks in one folder get one table and figure each
+    (``<network>_table.csv`` ...); their ``paths`` keys are then prefixed with
+    the network's name and every row carries its ``network``. A null made for
+    another network or other weights is refused (``null_distribution.check_matches``).
+    """
+    from model_metamers.null_distribution import check_matches
+
+    records = collect(results_dir, note)
+    fallback = os.path.basename(os.path.normpath(results_dir))
+    by_network = {}
+    for r in records:
+        by_network.setdefault(r['network'] or fallback, []).append(r)
+    null = None
+    if null_distribution:
+        for name, recs in by_network.items():
+            for sha1 in sorted({r['weights_sha1'] for r in recs if r['weights_sha1']}) or [None]:
+                check_matches(published_nulls.null_record(null_distribution), name, sha1,
+                              source=null_distribution)
+        null = load_null(null_distribution)
+    paths, rows = {}, []
+    for name, recs in by_network.items():
+        net = network if network is not None and network.name == name else None
+        these_paths, these_rows = _report_network(recs, name, output_dir, null, net)
+        prefix = '' if len(by_network) == 1 else name + ' '
+        paths.update({prefix + kind: path for kind, path in these_paths.items()})
+        rows += [dict(row, network=name) for row in these_rows]
+    return paths, rows
+
+
+def _report_network(records, name, output_dir, null, network):
     if network is not None:
         layer_order = list(network.metamer_layers)
         logits = network.logits_stage
@@ -181,7 +231,8 @@ def main(argv):
     except (ReportError, OSError, ValueError) as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 1
-    print(table_markdown(rows))
+    for name in dict.fromkeys(r['network'] for r in rows):
+        print(table_markdown([r for r in rows if r['network'] == name], title=name))
     for kind, path in paths.items():
         print('%s: %s' % (kind, path))
     return 0

@@ -19,6 +19,7 @@ Layout under ``<output_dir>/<network>/``:
 
 import glob
 import os
+import sys
 
 import h5py
 import numpy as np
@@ -106,6 +107,47 @@ def read_result(path):
             group = f[name]
             out[name] = {'datasets': {k: group[k][()] for k in group},
                          'attrs': dict(group.attrs)}
+    return out
+
+
+# What reports, transfer and export read from every layer group of a result file.
+_LAYER_DATASETS = ('metamer', 'natural', 'spearman_layers', 'spearman_all_layers')
+
+
+def not_a_result(res):
+    """Why ``res`` (from :func:`read_result`) is not a metamer result file, or None if it is one."""
+    if res['_file'].get('format') in ('model_metamers.null.v1', b'model_metamers.null.v1'):
+        return 'a null distribution, not a metamer result'
+    layers = [k for k in res if k != '_file']
+    if not layers:
+        return 'no layer groups'
+    for layer in layers:
+        lacking = [d for d in _LAYER_DATASETS if d not in res[layer]['datasets']]
+        if lacking or 'spearman_matched' not in res[layer]['attrs']:
+            return 'group %r lacks %s' % (layer, ', '.join(lacking or ['spearman_matched']))
+    return None
+
+
+def read_results_folder(folder, note=None):
+    """``[(path, result)]`` for the result files ``<folder>/*.h5``, sorted by path.
+
+    Any other ``.h5`` there (a null distribution saved beside the results, an
+    unreadable file) is skipped, and ``note`` (default: print to stderr) is told
+    which and why, so that one stray file does not stop a report of the others.
+    """
+    note = note or (lambda message: print(message, file=sys.stderr))
+    out = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), '*.h5'))):
+        try:
+            res = read_result(path)
+        except (OSError, KeyError, ValueError) as exc:
+            note('note: skipping %s: not a readable HDF5 file (%s)' % (path, exc))
+            continue
+        why = not_a_result(res)
+        if why:
+            note('note: skipping %s: %s' % (path, why))
+            continue
+        out.append((path, res))
     return out
 
 

@@ -16,7 +16,8 @@ the details). Examples::
 Checkpoints go to ``--output_dir`` (default ``checkpoints/``): the best weights as
 ``<network>.weights.h5`` (what ``--weights=auto`` loads), the last epoch's weights,
 optimiser state and the run state (history, metrics) beside it. Running the same
-command again resumes after the last finished epoch.
+command again resumes after the last finished epoch (also after Ctrl-C, which
+prints where it stopped).
 """
 
 import sys
@@ -54,7 +55,12 @@ def main(argv):
             snr_low=FLAGS.snr_low, snr_high=FLAGS.snr_high, strategy=FLAGS.strategy,
             cache_front_end=FLAGS.cache_front_end, resume=FLAGS.resume,
             init_weights=FLAGS.init_weights, max_steps_per_epoch=FLAGS.max_steps_per_epoch)
-        state = loop.train(config)
+        try:
+            state = loop.train(config)
+        except KeyboardInterrupt:
+            # Ctrl-C: say what is kept and how to go on, not a traceback.
+            print('\n' + loop.interrupted_message(config), file=sys.stderr)
+            return 130
     except errors as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 1

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m model_metamers.transfer --results_dir=metamers_out/vgg_19 \
+    python -m model_metamers.transfer --results_dir=metamers_out/vgg_19 \\
         --classifiers=resnet_v2_101,inception_v3 --output_dir=transfer/ [--labels=labels.csv]
 
 For every generation layer of A, the accuracy of each classifier B on A's
@@ -10,12 +10,13 @@ metamers, with a bootstrapped SEM over inputs. Tasks: the word task for audio
 networks; for image networks the 1000-way ImageNet task and the 16-way task
 (Geirhos et al.'s category aggregation). The correct answer of an input is its
 label in ``--labels`` (CSV ``input,label`` with the input's file stem and a class
-name) or, without labels, B's own prediction for the natural stimulus.
-Image metamers are resized to B's input size (bilinear, antialiased).
+name; every input needs a row, and its label must be a class of B) or, without
+labels, B's own prediction for the natural stimulus. Other ``.h5`` files in a
+results folder (e.g. a null distribution) are skipped with a note. Image
+metamers are resized to B's input size (bilinear, antialiased).
 """
 
 import csv
-import glob
 import io
 import os
 import sys
@@ -42,15 +43,35 @@ def load_labels(path):
         return {row['input']: row['label'] for row in reader}
 
 
-def load_metamers(results_dir):
-    """``[(input, layer, layer_index, metamer, natural)]`` from a folder of result files."""
-    files = sorted(glob.glob(os.path.join(results_dir, '*.h5')))
-    if not files:
+def label_of(labels, stem, class_names, network_name):
+    """The correct answer of input ``stem`` from ``labels``: the one rule of transfer and export.
+
+    An input without a row, or a label that is not one of ``class_names`` (the
+    network's classes; None or empty: not checked), is an error naming the input
+    and the fix: a wrong answer key would silently miscount trials.
+    """
+    if stem not in labels:
+        raise TransferError('no label for input %r in the labels file; add a row "%s,<class name>" '
+                            '(every input needs its correct class)' % (stem, stem))
+    label = labels[stem]
+    if class_names and label not in class_names:
+        shown = ', '.join(list(class_names)[:8]) + (', ...' if len(class_names) > 8 else '')
+        raise TransferError('the labels file gives input %r the label %r, which is not a class of %s '
+                            '(its classes: %s); correct that row' % (stem, label, network_name, shown))
+    return label
+
+
+def load_metamers(results_dir, note=None):
+    """``[(input, layer, layer_index, metamer, natural)]`` from a folder of result files.
+
+    ``.h5`` files that are not metamer results are skipped with a note.
+    """
+    found = _results.read_results_folder(results_dir, note)
+    if not found:
         raise TransferError('no result files in %s; give the <output_dir>/<network> folder of a '
                             'run_generation.py run' % results_dir)
     out = []
-    for path in files:
-        res = _results.read_result(path)
+    for path, res in found:
         stem = os.path.splitext(os.path.basename(path))[0]
         for layer, entry in res.items():
             if layer == '_file':
@@ -106,19 +127,52 @@ def bootstrap_sem(correct, n_boot=1000, seed=0):
     return float(np.std(correct[idx].mean(axis=1), ddof=1))
 
 
+def _task_classes(network, task):
+    """The answers a classifier can give on ``task`` (what a label must be one of)."""
+    if task == 'imagenet16':
+        from model_metamers import imagenet
+        return imagenet.categories()
+    return list(network.class_names)
+
+
+def _answer_16(classifier, label):
+    """A 1000-way ImageNet label as its 16-way category (None: in none); a category stays itself."""
+    from model_metamers import imagenet
+    if label in imagenet.categories():
+        return label
+    index = list(classifier.class_names).index(label) - classifier.info.get('logit_offset', 0)
+    return imagenet.category_of(index)
+
+
+def chance_level(classifier, task):
+    """Accuracy of guessing on ``task``: 1 / number of classes (NaN for a network without classes)."""
+    classes = _task_classes(classifier, task)
+    return 1.0 / len(classes) if classes else float('nan')
+
+
 def transfer(metamers, classifier, labels=None, n_boot=1000, seed=0, generator_name=''):
-    """Accuracy rows ``{generator, classifier, task, layer, layer_index, n, accuracy, sem}``."""
+    """Accuracy rows ``{generator, classifier, task, layer, layer_index, n, accuracy, sem}``.
+
+    With ``labels`` every input needs a label that is a class of ``classifier``
+    (:func:`label_of`); for the 16-way ImageNet task a 1000-way label counts as
+    its category, and inputs whose class is in none of the 16 are left out.
+    """
     rows = []
     for task in tasks_of(classifier):
         by_layer = {}
         for stem, layer, index, metamer, natural in metamers:
+            if labels is not None:
+                classes = _task_classes(classifier, task)
+                if task == 'imagenet16':
+                    classes = list(classifier.class_names) + classes
+                answer = label_of(labels, stem, classes, classifier.name)
+                if task == 'imagenet16':
+                    answer = _answer_16(classifier, answer)
+                    if answer is None:
+                        continue
             x, stage = _fit_input(classifier, metamer)
             predicted = predict(classifier, x[None], task, from_stage=stage)[0]
-            if labels is not None:
-                if stem not in labels:
-                    raise TransferError('no label for input %r in the labels file' % stem)
-                answer = labels[stem]
-            else:
+            if labels is None:
                 n, nstage = _fit_input(classifier, natural)
                 answer = predict(classifier, n[None], task, from_stage=nstage)[0]
             by_layer.setdefault((index, layer), []).append(predicted == answer)
@@ -126,11 +180,12 @@ def transfer(metamers, classifier, labels=None, n_boot=1000, seed=0, generator_n
             rows.append({'generator': generator_name, 'classifier': classifier.name, 'task': task,
                          'layer': layer, 'layer_index': index, 'n': len(correct),
                          'accuracy': float(np.mean(correct)),
-                         'sem': bootstrap_sem(correct, n_boot, seed)})
+                         'sem': bootstrap_sem(correct, n_boot, seed),
+                         'chance': chance_level(classifier, task)})
     return rows
 
 
-FIELDS = ['generator', 'classifier', 'task', 'layer', 'layer_index', 'n', 'accuracy', 'sem']
+FIELDS = ['generator', 'classifier', 'task', 'layer', 'layer_index', 'n', 'accuracy', 'sem', 'chance']
 
 
 def write_csv(rows, path):
@@ -143,7 +198,8 @@ def write_csv(rows, path):
 
 
 def plot(rows, path):
-    """Accuracy per generation layer, one line per (classifier, task), SEM error bars."""
+    """Accuracy per generation layer, one line per (classifier, task); error bars are bootstrapped
+    SEMs over inputs, dotted lines the chance level of each task."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -157,11 +213,21 @@ def plot(rows, path):
         ax.errorbar([layers.index(r['layer']) for r in sel], [r['accuracy'] for r in sel],
                     yerr=[0 if np.isnan(r['sem']) else r['sem'] for r in sel], marker='o', capsize=3,
                     label='%s -> %s (%s)' % (gen, clf, task))
+    chances = {}
+    for r in rows:
+        if not np.isnan(r.get('chance', np.nan)):
+            chances.setdefault(r['chance'], []).append(r['task'])
+    for level, tasks in sorted(chances.items()):
+        ax.axhline(level, color='0.4', ls=':', lw=1,
+                   label='chance (%s): %.3g' % (', '.join(dict.fromkeys(tasks)), level))
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels(layers, rotation=45, ha='right')
     ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel('accuracy on metamers')
+    ax.set_ylabel('accuracy on metamers\n(error bars: bootstrapped SEM)')
     ax.set_xlabel('generation layer')
+    ax.set_title('Metamers of %s classified by %s' % (
+        ', '.join(dict.fromkeys(r['generator'] for r in rows)),
+        ', '.join(dict.fromkeys(r['classifier'] for r in rows))), fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=100)

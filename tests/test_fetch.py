@@ -292,3 +292,71 @@ def test_auto_weights_use_an_original_checkpoint_in_the_folder(server, tmp_path,
     (tmp_path / 'vgg_19.weights.h5').write_bytes(b'x')
     assert resolve_weights('vgg_19', 'auto') == str(tmp_path / 'vgg_19.weights.h5')
     assert resolve_weights('word_reduced_aliasing_random', 'auto') == 'random'
+
+
+def _wav_bytes():
+    buf = io.BytesIO()
+    import scipy.io.wavfile
+    scipy.io.wavfile.write(buf, 16000, np.zeros(1600, np.int16))
+    return buf.getvalue()
+
+
+def test_dest_that_is_a_file_is_a_one_line_error(server, tmp_path, capsys):
+    url, _ = _serve(server, 'vgg_19_2016_08_28.tar.gz', {'vgg_19.ckpt': b'abc'})
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    for dest in (blocker, blocker / 'sub'):
+        assert fetch.main(['fetch', '--network=vgg_19', '--dest=%s' % dest, '--url=%s' % url,
+                           '--noprogress']) == 1
+        err = capsys.readouterr().err
+        assert err.startswith('error: --dest=%s: %s is a file, not a folder' % (dest, blocker))
+        assert err.count('\n') == 1
+    assert not server.requests  # refused before downloading
+
+
+def test_a_url_serving_something_else_is_refused(server, tmp_path, capsys):
+    server.files['/clip.wav'] = _wav_bytes()
+    argv = ['fetch', '--network=vgg_19', '--dest=%s' % tmp_path, '--url=%s/clip.wav' % server.url,
+            '--noprogress']
+    assert fetch.main(argv) == 1
+    captured = capsys.readouterr()
+    assert 'downloaded' not in captured.out
+    assert captured.err.startswith('error: clip.wav from %s/clip.wav is not a tar archive (it is a WAV file'
+                                   % server.url)
+    assert 'vgg_19_2016_08_28.tar.gz' in captured.err
+    assert not os.path.exists(tmp_path / 'clip.wav') and not os.listdir(tmp_path / '.downloads')
+    # A single-file network (VGGish): a WAV is not a checkpoint either.
+    assert fetch.main(['fetch', '--network=vggish', '--dest=%s' % tmp_path,
+                       '--url=%s/clip.wav' % server.url, '--noprogress']) == 1
+    assert 'is not a readable TF checkpoint (it is a WAV file' in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'clip.wav') and not os.path.exists(tmp_path / 'vggish_model.ckpt')
+
+
+def test_a_mirror_is_stored_where_auto_weights_look(server, tmp_path, monkeypatch):
+    from model_metamers.generation import resolve_weights
+    monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
+    server.files['/mirror/vggish-copy.bin'] = _v1_checkpoint_bytes(tmp_path)
+    result = fetch.fetch('vggish', url=server.url + '/mirror/vggish-copy.bin', progress=False)
+    assert result['checkpoint'] == str(tmp_path / 'vggish_model.ckpt')
+    assert not os.path.exists(tmp_path / 'vggish-copy.bin')
+    assert resolve_weights('vggish', 'auto') == str(tmp_path / 'vggish_model.ckpt')
+    # An archive from a mirror with another name, unpacked into a folder, is found too.
+    data = _tarball({'word_aliased.ckpt.index': b'i', 'word_aliased.ckpt.data-00000-of-00001': b'd',
+                     'word_network_aliased.pckl': b'p'}, prefix='network_files/')
+    server.files['/mirror/audio-copy.tgz'] = data
+    fetch.fetch('word_aliased', url=server.url + '/mirror/audio-copy.tgz', progress=False)
+    assert resolve_weights('word_aliased', 'auto') == str(tmp_path / 'network_files' / 'word_aliased.ckpt')
+
+
+def test_the_progress_line_is_printed_once():
+    stream = io.StringIO()
+    bar = fetch._Progress('file.tar.gz', 2000000, True, stream=stream)
+    bar.update(2000000)
+    bar.update(2000000, final=True)
+    text = stream.getvalue()
+    assert text.count('100.0%') == 1 and text.endswith('\n')
+    stream = io.StringIO()
+    bar = fetch._Progress('file.tar.gz', 2000000, True, stream=stream)
+    bar.update(1000000)
+    bar.update(2000000, final=True)  # the last count was not shown yet: it is
+    assert stream.getvalue().count('50.0%') == 1 and stream.getvalue().count('100.0%') == 1

@@ -1,5 +1,6 @@
 """Null distributions: rank-once statistics equal scipy's per-pair ones; shards merge exactly."""
 
+import os
 import subprocess
 import sys
 
@@ -84,6 +85,9 @@ def test_cli_end_to_end_on_a_folder(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     with h5py.File(out, 'r') as f:
         assert f['relu2']['spearman'].shape == (40,) and f.attrs['n_stimuli'] == 5
+        assert f.attrs['network'] == 'toy_audio' and f.attrs['weights_sha1'] == 'random'
+    # 5 stimuli give 10 pairs; 40 asked: the run says so.
+    assert 'note: 40 pairs asked, but 5 stimuli give only 10 distinct pairs; 10 distinct' in run.stderr
     bad = subprocess.run([sys.executable, '-c', code, '--network=toy_audio', '--weights=random',
                           '--dataset=%s' % (tmp_path / 'nothing'), '--output=%s' % out],
                          cwd=REPO, capture_output=True, text=True)
@@ -118,3 +122,55 @@ def test_bad_counts_are_refused_with_the_fix(kwargs, message):
     settings.update(kwargs)
     with pytest.raises(nd.NullDistributionError, match=message):
         nd.compute_null(net, stimuli, **settings)
+
+
+def _shards(tmp_path, name='null.h5', num_shards=3, overrides=None):
+    """Shard files of one null (toy numbers), with per-shard attribute overrides {index: {attr: value}}."""
+    out = str(tmp_path / name)
+    for k in range(num_shards):
+        attrs = {'network': 'toy_audio', 'weights': 'random', 'weights_sha1': 'random', 'dataset': 'clips/',
+                 'seed': 0, 'num_pairs': 30, 'n_stimuli': 8, 'shard_index': k, 'num_shards': num_shards}
+        attrs.update((overrides or {}).get(k, {}))
+        data = {'relu1': {'spearman': np.full(10, 0.1 * k), 'pearson': np.zeros(10), 'snr_db': np.zeros(10),
+                          'pairs': np.zeros((10, 2), np.int64), 'n_features': 32}}
+        nd.write_null(nd.shard_path(out, num_shards, k), data, attrs)
+    return out
+
+
+@pytest.mark.parametrize('override,message', [
+    ({'seed': 1}, "different seed .*seed 0 vs 1"),
+    ({'dataset': 'other_clips/'}, "different dataset .*'clips/' vs 'other_clips/'"),
+    ({'network': 'kws_2d'}, 'different network'),
+    ({'weights_sha1': 'abc'}, 'different weights_sha1'),
+])
+def test_merge_refuses_shards_made_with_other_settings(tmp_path, override, message):
+    out = _shards(tmp_path, overrides={2: override})
+    with pytest.raises(nd.NullDistributionError, match='cannot merge: .*' + message):
+        nd.merge_shards(out, 3)
+    assert not os.path.exists(out)
+
+
+def test_merge_finds_the_shard_count_and_never_rewrites_a_merged_file(tmp_path):
+    out = _shards(tmp_path)
+    with pytest.raises(nd.NullDistributionError, match='no shard files'):
+        nd.merge_shards(str(tmp_path / 'other.h5'))
+    nd.merge_shards(out)  # --num_shards not given: 3, from the files
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['num_shards'] == 3 and f['relu1']['spearman'].shape == (30,)
+    with pytest.raises(nd.NullDistributionError, match='nothing to merge'):
+        nd.merge_shards(out, 1)
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['num_shards'] == 3
+    _shards(tmp_path, num_shards=2)
+    with pytest.raises(nd.NullDistributionError, match='2 different --num_shards \\(2, 3\\)'):
+        nd.merge_shards(out)
+
+
+def test_more_pairs_than_distinct_pairs_is_noted():
+    assert nd.distinct_pairs_note(10, 45) is None
+    note = nd.distinct_pairs_note(10, 100, seed=0)
+    pairs = np.sort(nd.sample_pairs(10, 100, 0), axis=1)
+    drawn = len({tuple(p) for p in pairs})
+    assert drawn < 45
+    assert note.startswith('note: 100 pairs asked, but 10 stimuli give only 45 distinct pairs; %d distinct '
+                           'pairs were drawn' % drawn)

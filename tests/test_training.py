@@ -262,3 +262,37 @@ def test_word_audioset_network_trains_one_step(tmp_path):
                               max_steps_per_epoch=1, cache_front_end='off'), log=None)
     assert np.isfinite(state['history'][0]['train_loss'])
     assert 'audioset_mean_auc' in state['history'][0] and audio_cnn.N_CLASSES['audioset'] == 517
+
+
+def test_a_resume_with_other_settings_names_the_keys_that_differ(tmp_path, tones):
+    train(_config(tmp_path, tones, epochs=1), log=None)
+    with pytest.raises(TrainError) as info:
+        train(_config(tmp_path, tones, epochs=2, learning_rate=0.05, seed=3), log=None)
+    message = str(info.value)
+    assert '--learning_rate was 0.02, now 0.05' in message and '--seed was 0, now 3' in message
+    assert 'batch_size' not in message and "'network'" not in message  # only what differs
+    assert '--noresume' in message
+
+
+def test_ctrl_c_says_where_training_stopped_and_how_to_resume(tmp_path, tones):
+    import signal
+    import time
+
+    code = ('import sys; sys.argv = ["train"] + sys.argv[1:]; import tests.training_toys; '
+            'from model_metamers import cli, train; cli.run(train.main, train._define_flags)')
+    out = tmp_path / 'run'
+    proc = subprocess.Popen([sys.executable, '-c', code, '--network=toy_tone', '--data=%s' % tones,
+                             '--output_dir=%s' % out, '--epochs=100000', '--patience=0', '--batch_size=8'],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = checkpointing.paths(str(out), 'toy_tone')['state']
+    deadline = time.time() + 120
+    while not os.path.exists(state) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert 'Traceback' not in stderr and 'KeyboardInterrupt' not in stderr
+    done = json.load(open(state))['epochs_done']
+    assert stderr.strip().splitlines()[-1] == (
+        'interrupted: toy_tone stopped during epoch %d; the run up to epoch %d is saved in %s. Run the '
+        'same command to resume after epoch %d' % (done + 1, done, out, done))

@@ -370,10 +370,14 @@ class Trainer:
         state = checkpointing.load_state(self.paths['state'])
         if not (self.config.resume and state and os.path.isfile(self.paths['last'])):
             return None
-        if state.get('settings') != _settings(self.config):
-            raise TrainError('%s holds a run with other settings (%s); use another --output_dir, '
-                             'pass --noresume to start over, or repeat those settings'
-                             % (self.paths['state'], state.get('settings')))
+        saved, now = state.get('settings') or {}, _settings(self.config)
+        if saved != now:
+            differ = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+            raise TrainError('%s holds a run with other settings: %s; repeat those settings to resume, '
+                             'pass --noresume to start over, or use another --output_dir'
+                             % (self.paths['state'], '; '.join('--%s was %r, now %r'
+                                                              % (k, saved.get(k), now.get(k))
+                                                              for k in differ)))
         from model_metamers import weights_io
         weights_io.load_weights(self.net.model, self.paths['last'])
         if os.path.isfile(self.paths['optimizer']):
@@ -451,3 +455,19 @@ class Trainer:
 def train(config, log=_print):
     """Train a network as ``config`` says; returns the final state (see :meth:`Trainer.run`)."""
     return Trainer(config, log=log).run()
+
+
+def interrupted_message(config):
+    """What to tell after Ctrl-C: the last epoch saved in ``config.output_dir`` and how to resume.
+
+    Every checkpoint is written atomically after an epoch, so the run resumes
+    from the last finished epoch; only the epoch under way is lost.
+    """
+    output_dir = config.output_dir or checkpoint_dir()
+    state = checkpointing.load_state(checkpointing.paths(output_dir, config.network)['state'])
+    done = int(state.get('epochs_done', 0)) if state else 0
+    if not done:
+        return ('interrupted before the first epoch of %s finished; nothing was saved in %s. Run the '
+                'same command to start again' % (config.network, output_dir))
+    return ('interrupted: %s stopped during epoch %d; the run up to epoch %d is saved in %s. Run the '
+            'same command to resume after epoch %d' % (config.network, done + 1, done, output_dir, done))
