@@ -20,7 +20,7 @@ Usage (absl)::
     python -m model_metamers.null_distribution --merge --output=nulls/word_reduced_aliasing.h5 \\
         --num_shards=100
     # a null distribution of the original release, as HDF5:
-    python -m model_metamers.null_distribution \
+    python -m model_metamers.null_distribution \\
         --convert=word_reduced_aliasing_null_dist_spearman_r.pckl --output=nulls/wra.h5
 
 Output: HDF5 with one group per layer holding ``spearman``, ``pearson``,

@@ -333,19 +333,20 @@ def test_a_url_serving_something_else_is_refused(server, tmp_path, capsys):
 
 
 def test_a_mirror_is_stored_where_auto_weights_look(server, tmp_path, monkeypatch):
-    from model_metamers.generation import resolve_weights
+    # --weights=auto finds a fetched original checkpoint through fetch.local_checkpoint (and then
+    # converts it on first use: tests/test_published_files.py)
     monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
     server.files['/mirror/vggish-copy.bin'] = _v1_checkpoint_bytes(tmp_path)
     result = fetch.fetch('vggish', url=server.url + '/mirror/vggish-copy.bin', progress=False)
     assert result['checkpoint'] == str(tmp_path / 'vggish_model.ckpt')
     assert not os.path.exists(tmp_path / 'vggish-copy.bin')
-    assert resolve_weights('vggish', 'auto') == str(tmp_path / 'vggish_model.ckpt')
+    assert fetch.local_checkpoint('vggish') == str(tmp_path / 'vggish_model.ckpt')
     # An archive from a mirror with another name, unpacked into a folder, is found too.
     data = _tarball({'word_aliased.ckpt.index': b'i', 'word_aliased.ckpt.data-00000-of-00001': b'd',
                      'word_network_aliased.pckl': b'p'}, prefix='network_files/')
     server.files['/mirror/audio-copy.tgz'] = data
     fetch.fetch('word_aliased', url=server.url + '/mirror/audio-copy.tgz', progress=False)
-    assert resolve_weights('word_aliased', 'auto') == str(tmp_path / 'network_files' / 'word_aliased.ckpt')
+    assert fetch.local_checkpoint('word_aliased') == str(tmp_path / 'network_files' / 'word_aliased.ckpt')
 
 
 def test_the_progress_line_is_printed_once():
