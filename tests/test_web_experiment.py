@@ -349,7 +349,9 @@ def _image_results(folder):
             answer = name if layer == 'fc7' else classes[categories['dog'][0]]
             results.write_part(results.part_path(str(folder), stem, layer),
                                {'network': 'toy_image', 'modality': 'image', 'sample_rate': 0}, layer,
-                               {'metamer': rng.uniform(0, 1, (24, 32, 3)), 'natural': rng.uniform(0, 1, (24, 32, 3))},
+                               {'metamer': rng.uniform(0, 1, (24, 32, 3)), 'natural': rng.uniform(0, 1, (24, 32, 3)),
+                                'spearman_layers': np.array([b'conv1', b'fc7']),
+                                'spearman_all_layers': np.array([0.9, 0.8])},
                                {'passed': True, 'spearman_matched': 0.9, 'same_class': str(layer == 'fc7'),
                                 'natural_class_name': name, 'metamer_class_name': answer, 'layer_index': index})
         results.assemble(str(folder), stem)
