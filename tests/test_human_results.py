@@ -169,3 +169,16 @@ def test_bad_html_flags_are_one_line_errors_and_write_nothing(tmp_path):
         assert run.returncode == 1 and run.stderr.startswith('error: ' + message), run.stderr
         assert run.stderr.count('\n') == 1
         assert not os.path.exists(tmp_path / 'exp')
+
+
+def test_overwrite_removes_the_web_experiment_too(tmp_path):
+    from model_metamers import export_experiment
+    from tests.test_web_experiment import _image_results
+
+    _image_results(tmp_path / 'toy_image')
+    out = tmp_path / 'exp'
+    export_experiment.export([str(tmp_path / 'toy_image')], str(out), html={'practice': 1})
+    assert {'index.html', 'experiment_data.js', 'experiment.js', 'experiment.css'} <= set(os.listdir(out))
+    export_experiment.export([str(tmp_path / 'toy_image')], str(out), overwrite=True)
+    assert not {'index.html', 'experiment_data.js', 'experiment.js', 'experiment.css'} & set(os.listdir(out))
+    assert 'trials.csv' in os.listdir(out)
