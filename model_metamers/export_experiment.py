@@ -13,7 +13,8 @@ condition, stimulus file, natural file, correct answer, validation result) and
 replaces an earlier export there. The correct answer is the input's label in
 ``--labels`` (every input needs one, and it must be a class of the network), else
 the network's class for the natural stimulus (a warning when networks disagree).
-``trials.csv`` also gives the network's answer for each metamer and the layer's index.
+``trials.csv`` also gives the network's answers for each metamer and its natural stimulus,
+and the layer's index.
 With ``--html`` the folder is also a static web experiment (``index.html``; see
 :mod:`model_metamers.experiment_html`).
 
@@ -260,11 +261,13 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
                      'input': it['input'], 'stimulus': stim, 'natural': nat,
                      'correct_answer': it['answer'], 'passed': it['passed'],
                      'spearman': '%.5f' % it['spearman'],
-                     'network_answer': it['metamer_class'], 'layer_index': it['layer_index']})
+                     'network_answer': it['metamer_class'], 'layer_index': it['layer_index'],
+                     'network_natural_answer': it['natural_class']})
     order = np.random.default_rng(seed).permutation(len(rows))
     rows = [dict(trial=k + 1, **rows[i]) for k, i in enumerate(order)]
     fields = ['trial', 'condition', 'network', 'layer', 'input', 'stimulus', 'natural',
-              'correct_answer', 'passed', 'spearman', 'network_answer', 'layer_index']
+              'correct_answer', 'passed', 'spearman', 'network_answer', 'layer_index',
+              'network_natural_answer']
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()

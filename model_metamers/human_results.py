@@ -154,6 +154,8 @@ def summarise(rows, n_boot=10000, seed=0):
             for r in mine:
                 if r['layer'] == layer:  # the network's answer per metamer, each metamer once
                     stimuli[r['stimulus']] = r['network_answer'] == r['correct_answer']
+                elif layer == NATURAL and r.get('network_natural_answer'):  # per natural, from its metamers
+                    stimuli[r['input']] = r['network_natural_answer'] == r['correct_answer']
             paired = [scores[p] - natural[p] for p in scores if p in natural] if layer != NATURAL else []
             t, p_t = _paired_t(paired)
             table.append({'network': network, 'condition': NATURAL if layer == NATURAL else network + '__' + layer,

@@ -22,19 +22,20 @@ def _write(folder, participant, answers, catch, seed=1):
         rows.append({'kind': 'main', 'condition': 'natural' if layer == 'natural' else 'net__' + layer,
                      'network': '' if layer == 'natural' else 'net', 'layer': layer,
                      'layer_index': -1 if layer == 'natural' else {'a': 0, 'b': 1}[layer],
-                     'stimulus': '%s/s%d.wav' % (layer, k), 'correct_answer': 'w%d' % k,
+                     'stimulus': '%s/s%d.wav' % (layer, k), 'input': 's%d' % k, 'correct_answer': 'w%d' % k,
                      'response': 'w%d' % k if ok else 'wrong', 'correct': ok, 'catch': 0,
-                     'network_answer': 'w%d' % k if (layer, k) in (('a', 0), ('b', 0), ('b', 1)) else 'x'})
+                     'network_answer': 'w%d' % k if (layer, k) in (('a', 0), ('b', 0), ('b', 1)) else 'x',
+                     'network_natural_answer': '' if layer == 'natural' else ('w0' if k == 0 else 'x')})
     for ok in catch:
         rows.append({'kind': 'catch', 'condition': 'catch', 'network': '', 'layer': '', 'layer_index': '',
-                     'stimulus': 'natural/s0.wav', 'correct_answer': 'w0', 'response': 'w0' if ok else 'no',
+                     'stimulus': 'natural/s0.wav', 'input': 's0', 'correct_answer': 'w0', 'response': 'w0' if ok else 'no',
                      'correct': ok, 'catch': 1, 'network_answer': ''})
     with open(os.path.join(folder, participant + '.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=experiment_html.RESULT_COLUMNS)
         writer.writeheader()
         for k, r in enumerate(rows):
             writer.writerow(dict(r, participant=participant, seed=seed, trial=k + 1, rt_ms=900, practice=0,
-                                 input='s', n_choices=4))
+                                 n_choices=4))
 
 
 # Proportions correct per participant (natural, a, b), 2 stimuli per condition.
@@ -72,6 +73,7 @@ def test_exclusion_means_intervals_and_paired_statistics(folder, tmp_path):
             assert r['t_vs_natural'] == pytest.approx(stats.ttest_rel(props[:, j], props[:, 0]).statistic)
             assert r['p_t_vs_natural'] == pytest.approx(stats.ttest_rel(props[:, j], props[:, 0]).pvalue)
     assert table['a']['network_prop_correct'] == 0.5 and table['b']['network_prop_correct'] == 1.0
+    assert table['natural']['network_prop_correct'] == 0.5 and table['natural']['network_n_stimuli'] == 2
     # the interval is the bootstrap's: wider than nothing, inside the range of the four participants
     assert table['a']['human_ci_high'] - table['a']['human_ci_low'] > 0.2
     with open(paths['net_csv']) as f:

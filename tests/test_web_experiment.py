@@ -320,7 +320,11 @@ def test_participants_in_chromium_and_the_human_report(browser, kws_results, tmp
         assert float(r['human_ci_low']) == float(r['human_ci_high']) == pytest.approx(np.mean(mine))
         assert int(r['n_participants']) == 1
         assert float(r['chance']) == pytest.approx(1 / (len(experiment_html.word_choices()) + 2))
-        if layer != 'natural':
+        if layer == 'natural':  # the network's answer for each natural stimulus, from the result files
+            net = np.mean([t['network_natural_answer'] == t['correct_answer']
+                           for t in {t['input']: t for t in trials}.values()])
+            assert float(r['network_prop_correct']) == pytest.approx(net)
+        else:
             net = np.mean([t['network_answer'] == t['correct_answer'] for t in trials if t['layer'] == layer])
             assert float(r['network_prop_correct']) == pytest.approx(net)
             assert float(r['mean_diff_vs_natural']) == pytest.approx(np.mean(mine) - natural)

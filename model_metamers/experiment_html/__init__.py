@@ -29,7 +29,7 @@ STATIC_FILES = ('index.html', 'experiment.js', 'experiment.css')
 WRITTEN = STATIC_FILES + ('experiment_data.js', 'headphone_check')
 RESULT_COLUMNS = ['participant', 'seed', 'trial', 'kind', 'condition', 'network', 'layer', 'input', 'stimulus',
                   'response', 'correct_answer', 'correct', 'rt_ms', 'catch', 'practice', 'network_answer',
-                  'layer_index', 'n_choices']
+                  'layer_index', 'n_choices', 'network_natural_answer']
 NATURAL = 'natural'
 HEADPHONE_RATE = 22050  # Hz; the check's tones are 200 Hz
 
@@ -166,10 +166,14 @@ def write(output_dir, rows, modality, catch_rate=0.1, practice=2, headphone_chec
     """
     _check_settings(catch_rate, practice, headphone_checks, post_url)
     choices, shown, added = _answers(rows, modality)
+    def network_answer(name):
+        name = str(name)
+        return (image_category(name) or 'other') if modality == 'image' and name else name
+
     trials = [{'stimulus': _url(r['stimulus']), 'condition': r['condition'], 'network': r['network'],
                'layer': r['layer'], 'layer_index': int(r.get('layer_index', 0)), 'input': r['input'], 'correct_answer': shown[str(r['correct_answer'])],
-               'network_answer': (image_category(str(r.get('network_answer', ''))) or 'other'
-                                  if modality == 'image' else str(r.get('network_answer', '')))}
+               'network_answer': network_answer(r.get('network_answer', '')),
+               'network_natural_answer': network_answer(r.get('network_natural_answer', ''))}
               for r in rows]
     naturals = {}
     for r in rows:

@@ -13,7 +13,7 @@
   var params = new URLSearchParams(window.location.search);
   var COLUMNS = ['participant', 'seed', 'trial', 'kind', 'condition', 'network', 'layer', 'input', 'stimulus',
                  'response', 'correct_answer', 'correct', 'rt_ms', 'catch', 'practice', 'network_answer',
-                 'layer_index', 'n_choices'];
+                 'layer_index', 'n_choices', 'network_natural_answer'];
   var S = { participant: '', seed: 0, plan: [], index: 0, rows: [], counted: 0 };
 
   // Marsaglia xorshift32: small, seedable, identical in every browser (Math.random is not seedable).
@@ -96,7 +96,8 @@
       correct_answer: String(trial.correct_answer), correct: response === String(trial.correct_answer) ? 1 : 0,
       rt_ms: Math.round(rt), catch: trial.kind === 'catch' ? 1 : 0, practice: trial.kind === 'practice' ? 1 : 0,
       network_answer: trial.network_answer || '',
-      layer_index: trial.layer_index === undefined ? '' : trial.layer_index, n_choices: D.choices.length
+      layer_index: trial.layer_index === undefined ? '' : trial.layer_index, n_choices: D.choices.length,
+      network_natural_answer: trial.network_natural_answer || ''
     });
   }
 
