@@ -16,6 +16,9 @@
                  'layer_index', 'n_choices', 'network_natural_answer'];
   var S = { participant: '', seed: 0, plan: [], index: 0, rows: [], counted: 0 };
 
+  // Closing the tab mid-way would lose every answer (they exist only in this page until the end).
+  function guard(e) { e.preventDefault(); e.returnValue = ''; }
+
   // Marsaglia xorshift32: small, seedable, identical in every browser (Math.random is not seedable).
   function makeRandom(seed) {
     var s = (seed >>> 0) || 0x2545f491;
@@ -147,6 +150,7 @@
       S.seed = params.has('seed') ? (parseInt(params.get('seed'), 10) >>> 0) :
         window.crypto.getRandomValues(new Uint32Array(1))[0];
       S.plan = buildPlan(S.seed);
+      window.addEventListener('beforeunload', guard);
       if (D.modality === 'audio') loudness(); else practiceIntro();
     }
     start.addEventListener('click', go);
@@ -352,6 +356,7 @@
   }
 
   function finish() {
+    window.removeEventListener('beforeunload', guard);
     var text = csvText();
     var name = 'results_' + S.participant.replace(/[^A-Za-z0-9_-]/g, '_') + '_' + S.seed + '.csv';
     var status = para(D.post_url ? 'Sending your results…' : 'Please download your results file and ' +
