@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean espeak-ng spoken-words train-kws
+.PHONY: setup demo test bench clean espeak-ng browser spoken-words train-kws
 
 # libtcmalloc-minimal4: the tools run 1.6x faster on it (model_metamers/allocator.py); optional.
 SYSTEM_PACKAGES := libtcmalloc-minimal4
@@ -22,13 +22,18 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) run_generation.py --demo
 
-test: $(STAMP) espeak-ng
+test: $(STAMP) espeak-ng browser
 	$(PY) -m pytest -q tests
 
 # espeak-ng (a Debian package) speaks the keyword-spotting data set; checked on every run so a
 # machine set up before it was needed still gets it. Without root its tests skip.
 espeak-ng:
 	sh tools/apt_install.sh espeak-ng
+
+# Chromium and its WebDriver run the web experiment (export_experiment --html) in the tests
+# (tests/test_web_experiment.py, through selenium); without them those tests skip.
+browser:
+	sh tools/apt_install.sh chromium chromium-driver
 
 # The 8000-clip spoken-word data set (6400/800/800) and the trained kws_2d network.
 SPOKEN_WORDS ?= data/spoken_words

@@ -13,7 +13,8 @@ setup(
     python_requires='>=3.9,<3.12',
     packages=find_packages(include=['model_metamers', 'model_metamers.*',
                                     'tfcochleagram', 'tfcochleagram.*']),
-    package_data={'model_metamers': ['data/*.json', 'data/*.wav', 'data/*.png', 'data/*.jpg']},
+    package_data={'model_metamers': ['data/*.json', 'data/*.wav', 'data/*.png', 'data/*.jpg'],
+                  'model_metamers.experiment_html': ['index.html', 'experiment.js', 'experiment.css']},
     py_modules=['run_generation'],
     install_requires=[
         # tensorflow-io's native ops are built against TF 2.17 only.
@@ -30,8 +31,9 @@ setup(
         # tf-keras provides the legacy layers tf_slim's batch_norm needs under TF 2.17;
         # only the tests' slim reference graphs use it.
         # python_speech_features: the reference the DeepSpeech 0.4.1 front end is tested against.
+        # selenium drives Debian's chromium (make test installs it) through the web experiment.
         'test': ['pytest>=7', 'tf-keras==2.17.0', 'matplotlib>=3.7',
-                 'python_speech_features==0.6'],
+                 'python_speech_features==0.6', 'selenium>=4.10'],
         'plots': ['matplotlib>=3.7'],
     },
     entry_points={

@@ -3,7 +3,7 @@
 Usage::
 
     python -m model_metamers.export_experiment --results_dir=metamers_out/word_reduced_aliasing \\
-        --output_dir=experiment/ [--labels=labels.csv] [--only_passed] [--overwrite]
+        --output_dir=experiment/ [--labels=labels.csv] [--only_passed] [--overwrite] [--html]
 
 Writes one folder per condition (``<network>__<layer>``) with the metamers
 (WAV at the network's sample rate for audio, PNG for images), a ``natural/``
@@ -13,6 +13,10 @@ condition, stimulus file, natural file, correct answer, validation result) and
 replaces an earlier export there. The correct answer is the input's label in
 ``--labels`` (every input needs one, and it must be a class of the network), else
 the network's class for the natural stimulus (a warning when networks disagree).
+``trials.csv`` also gives the network's answers for each metamer and its natural stimulus,
+and the layer's index.
+With ``--html`` the folder is also a static web experiment (``index.html``; see
+:mod:`model_metamers.experiment_html`).
 
 Audio is loudness-matched: every metamer gets the RMS of its natural sound.
 Then one common gain, applied to every file, keeps all peaks below 0.99 so
@@ -38,6 +42,10 @@ class ExportError(ValueError):
 
 def _rms(x):
     return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2)))
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def gather(results_dirs, only_passed=False, note=None):
@@ -73,6 +81,8 @@ def gather(results_dirs, only_passed=False, note=None):
                               'natural': entry['datasets']['natural'],
                               'passed': bool(attrs['passed']),
                               'spearman': float(attrs['spearman_matched']),
+                              'metamer_class': _text(attrs.get('metamer_class_name', '')),
+                              'layer_index': int(attrs.get('layer_index', 0)),
                               'natural_class': name.decode() if isinstance(name, bytes) else str(name)})
     if not items:
         raise ExportError('no metamers to export%s' % (' (none passed validation)' if only_passed else ''))
@@ -191,10 +201,12 @@ def correct_answers(items, labels=None, note=None):
 
 
 def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sample_format='int16',
-           overwrite=False, note=None):
+           overwrite=False, note=None, html=None):
     """Write the experiment folder; returns the trial rows.
 
     ``output_dir`` must be new or empty; ``overwrite`` replaces an earlier export there.
+    ``html``: None, or the keyword arguments of :func:`model_metamers.experiment_html.write`
+    (catch_rate, practice, headphone_checks, post_url) to make the folder a web experiment.
     """
     from model_metamers import audio
 
@@ -212,6 +224,9 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
                           % ' and '.join('%s at %d Hz' % k if k[1] else '%ss' % k[0] for k in kinds))
     correct_answers(items, labels, note)
     modality = items[0]['modality']
+    if html is not None:
+        from model_metamers import experiment_html
+        experiment_html.check(items, modality, **html)  # before anything is written
     if modality == 'audio':
         for it in items:
             gain = _rms(it['natural']) / max(_rms(it['metamer']), 1e-30)
@@ -245,11 +260,14 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
         rows.append({'condition': condition, 'network': it['network'], 'layer': it['layer'],
                      'input': it['input'], 'stimulus': stim, 'natural': nat,
                      'correct_answer': it['answer'], 'passed': it['passed'],
-                     'spearman': '%.5f' % it['spearman']})
+                     'spearman': '%.5f' % it['spearman'],
+                     'network_answer': it['metamer_class'], 'layer_index': it['layer_index'],
+                     'network_natural_answer': it['natural_class']})
     order = np.random.default_rng(seed).permutation(len(rows))
     rows = [dict(trial=k + 1, **rows[i]) for k, i in enumerate(order)]
     fields = ['trial', 'condition', 'network', 'layer', 'input', 'stimulus', 'natural',
-              'correct_answer', 'passed', 'spearman']
+              'correct_answer', 'passed', 'spearman', 'network_answer', 'layer_index',
+              'network_natural_answer']
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
@@ -261,23 +279,34 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
                                  if modality == 'audio' else 'none', 'sample_format': sample_format,
             'results_dirs': list(results_dirs), 'only_passed': only_passed,
             'written': sorted(set(_OWN_FILES) | {r['condition'] for r in rows})}
+    if html is not None:
+        from model_metamers import experiment_html
+        data = experiment_html.write(output_dir, rows, modality, seed=seed, **html)
+        info.update(html=dict(html), choices_added=data['choices_added'])
+        info['written'] = sorted(set(info['written']) | set(experiment_html.WRITTEN))
     write_text(os.path.join(output_dir, 'export_info.json'), json.dumps(info, indent=2))
     return rows
 
 
 def main(argv):
     from absl import flags
+    from model_metamers.experiment_html import ExperimentError
     from model_metamers.transfer import TransferError, load_labels
 
     FLAGS = flags.FLAGS
     try:
         labels = load_labels(FLAGS.labels) if FLAGS.labels else None
+        html = (dict(catch_rate=FLAGS.catch_rate, practice=FLAGS.practice, headphone_checks=FLAGS.headphone_checks,
+                     post_url=FLAGS.post_url or '') if FLAGS.html else None)
         rows = export([d for d in FLAGS.results_dir.split(',') if d], FLAGS.output_dir, labels,
-                      FLAGS.seed, FLAGS.only_passed, FLAGS.sample_format, FLAGS.overwrite)
-    except (ExportError, TransferError, OSError) as exc:
+                      FLAGS.seed, FLAGS.only_passed, FLAGS.sample_format, FLAGS.overwrite, html=html)
+    except (ExportError, ExperimentError, TransferError, OSError) as exc:  # run as __main__, ExportError
+        # is this file's own class, not the one ExperimentError derives from
         print('error: %s' % exc, file=sys.stderr)
         return 1
     print('exported %d trials to %s' % (len(rows), FLAGS.output_dir))
+    if FLAGS.html:
+        print('web experiment: %s' % os.path.join(FLAGS.output_dir, 'index.html'))
     return 0
 
 
@@ -291,6 +320,11 @@ def _define_flags():
     flags.DEFINE_enum('sample_format', 'int16', ['int16', 'float32'], 'WAV sample format')
     flags.DEFINE_boolean('overwrite', False, 'replace an earlier export in --output_dir (removes '
                          'what that export wrote; other files are left alone)')
+    flags.DEFINE_boolean('html', False, 'also write a static web experiment (index.html) into the folder')
+    flags.DEFINE_float('catch_rate', 0.1, '--html: catch trials (natural stimuli) per main trial')
+    flags.DEFINE_integer('practice', 2, '--html: practice trials (natural stimuli, with feedback)')
+    flags.DEFINE_integer('headphone_checks', 6, '--html, audio: three-tone headphone-check trials')
+    flags.DEFINE_string('post_url', None, '--html: URL the page POSTs the results CSV to (else download only)')
     flags.mark_flag_as_required('results_dir')
 
 

@@ -11,6 +11,9 @@ median rho at the logits) and ``<network>_histograms.png`` (for every generation
 layer, the metamer-vs-natural rho at every measured layer against the null),
 one set per network found in ``--results_dir``. Other ``.h5`` files there are
 skipped with a note; a null made for another network or weights is refused.
+
+``--human=<folder of result CSVs>`` reports the web experiment's participants instead (or as
+well): see :mod:`model_metamers.human_results`.
 """
 
 import csv
@@ -226,6 +229,15 @@ def _report_network(records, name, output_dir, null, network):
 def main(argv):
     from absl import flags
     FLAGS = flags.FLAGS
+    if FLAGS.human:
+        from model_metamers import human_results
+        status = human_results.main(FLAGS)
+        if status or not FLAGS.results_dir:
+            return status
+    elif not FLAGS.results_dir:
+        print('error: give --results_dir=<output_dir>/<network> (validation report) or --human=<folder of '
+              'result CSVs> (human experiment report)', file=sys.stderr)
+        return 1
     try:
         paths, rows = report(FLAGS.results_dir, FLAGS.output_dir, FLAGS.null_distribution)
     except (ReportError, OSError, ValueError) as exc:
@@ -243,7 +255,12 @@ def _define_flags():
     flags.DEFINE_string('results_dir', None, 'folder <output_dir>/<network> of run_generation.py')
     flags.DEFINE_string('null_distribution', None, 'null distribution HDF5 (recomputes pass/fail)')
     flags.DEFINE_string('output_dir', 'reports', 'where to write the table and figure')
-    flags.mark_flag_as_required('results_dir')
+    flags.DEFINE_string('human', None, 'folder of the web experiment\'s result CSVs: human-vs-network report')
+    flags.DEFINE_float('catch_threshold', 0.75, '--human: exclude participants with a lower share of '
+                       'correct catch trials')
+    flags.DEFINE_float('headphone_threshold', 0.0, '--human: exclude participants with a lower share of '
+                       'correct headphone checks')
+    flags.DEFINE_integer('n_boot', 10000, '--human: bootstrap resamples of participants for the 95% intervals')
 
 
 if __name__ == '__main__':
