@@ -299,17 +299,31 @@ def compute_null(network, stimuli, layers=None, num_pairs=1000, seed=0, num_shar
     return result
 
 
-def write_null(path, result, attrs):
-    """Write a (shard's) null distribution atomically."""
+def write_null(path, result, attrs, compact=False):
+    """Write a (shard's) null distribution atomically.
+
+    ``compact``: float32 values, gzip-compressed, and no ``pairs`` dataset (the
+    pairs are ``sample_pairs(n_stimuli, num_pairs, seed)`` again): about 5 MB
+    for 100,000 pairs at five layers, small enough to ship in git.
+    """
     with atomic_path(path, '.h5') as tmp:
         with h5py.File(tmp, 'w') as f:
             f.attrs['format'] = FORMAT
             for k, v in attrs.items():
                 f.attrs[k] = v
+            if compact:
+                f.attrs['compact'] = True
             for layer, data in result.items():
                 g = f.create_group(layer)
                 for k in ('spearman', 'pearson', 'snr_db', 'pairs'):
-                    if k in data:  # a converted published null has Spearman rho only
+                    if k not in data:  # a converted published null has Spearman rho only
+                        continue
+                    if compact and k == 'pairs':
+                        continue
+                    if compact:
+                        g.create_dataset(k, data=np.asarray(data[k], np.float32), compression='gzip',
+                                         compression_opts=9, shuffle=True)
+                    else:
                         g.create_dataset(k, data=data[k])
                 g.attrs['n_features'] = data['n_features']
                 g.attrs['max_spearman'] = float(np.max(data['spearman'])) if len(data['spearman']) else np.nan
@@ -382,7 +396,7 @@ def _attr(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def merge_shards(output, num_shards=None):
+def merge_shards(output, num_shards=None, compact=False):
     """Concatenate shard files (in shard order) into ``output``; every shard must exist.
 
     ``num_shards`` None: found from the shard files on disk. Shards made with
@@ -432,7 +446,7 @@ def merge_shards(output, num_shards=None):
     result = {layer: dict({k: np.concatenate(v[k]) for k in keys}, n_features=v['n_features'])
               for layer, v in merged.items()}
     attrs['num_shards'] = num_shards
-    write_null(output, result, attrs)
+    write_null(output, result, attrs, compact=compact)
     return output
 
 
@@ -470,7 +484,7 @@ def main(argv):
             return 0
         if FLAGS.merge:
             num_shards = FLAGS.num_shards if FLAGS['num_shards'].present else find_num_shards(FLAGS.output)
-            out = merge_shards(FLAGS.output, num_shards)
+            out = merge_shards(FLAGS.output, num_shards, compact=FLAGS.compact)
             print('merged %d shard(s) into %s' % (num_shards, out))
             return 0
         if not FLAGS.dataset:
@@ -501,7 +515,8 @@ def main(argv):
                                   'weights_sha1': weights_fingerprint(weights),
                                   'dataset': FLAGS.dataset, 'seed': FLAGS.seed,
                                   'num_pairs': FLAGS.num_pairs, 'n_stimuli': len(stimuli),
-                                  'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards})
+                                  'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards},
+                   compact=FLAGS.compact and FLAGS.num_shards == 1)  # shards keep their pairs for --merge
         print('wrote %s' % path)
         return 0
     except USER_ERRORS + (NullDistributionError,) as exc:
@@ -523,6 +538,9 @@ def _define_flags():
                          'default found from the shard files)')
     flags.DEFINE_integer('shard_index', 0, 'this job (0-based)')
     flags.DEFINE_boolean('merge', False, 'merge the shard files of --output and exit')
+    flags.DEFINE_boolean('compact', False, 'write float32, compressed, without the pair indices (they '
+                         'follow from --seed): a null small enough to ship; with shards, applies to '
+                         'the --merge output')
     flags.DEFINE_string('convert', None, "a published *_null_dist_spearman_r.pckl of the original "
                         "release: write it to --output in this project's HDF5 form and exit")
     flags.DEFINE_string('output', 'null_distribution.h5', 'output HDF5 file')

@@ -280,15 +280,24 @@ def _csv_text(rows, columns):
     return buf.getvalue()
 
 
-def make_dataset(out_dir, n_clips=8000, seed=0, jobs=None, log=print):
+def make_dataset(out_dir, n_clips=8000, seed=0, jobs=None, log=print, splits=None):
     """Write the data set (see the module docstring); returns the clip plan.
 
     Clips already in ``out_dir/wavs`` are kept (resume). ``jobs`` worker
     processes (default: the CPU count) synthesise clips in parallel.
+    ``splits``: write only the clips of these splits (e.g. ``('test',)``: the
+    held-out speakers of the full set, the same clips the full set has, for a
+    null distribution without synthesising the training set).
     """
     espeak_binary()
     all_speakers = speakers()
     clips = plan(n_clips, seed, all_speakers)
+    if splits:
+        unknown = sorted(set(splits) - {'train', 'val', 'test'})
+        if unknown:
+            raise SpokenWordsError('unknown split(s) %s; splits are train, val and test'
+                                   % ', '.join(unknown))
+        clips = [c for c in clips if c['split'] in splits]
     os.makedirs(os.path.join(out_dir, 'wavs'), exist_ok=True)
     jobs = jobs or os.cpu_count() or 1
     work = [(c, out_dir, all_speakers) for c in clips]
@@ -311,7 +320,7 @@ def make_dataset(out_dir, n_clips=8000, seed=0, jobs=None, log=print):
     rows = [{'path': c['path'], 'label': c['word'], 'split': c['split']} for c in clips]
     fileio.write_text(os.path.join(out_dir, 'labels.csv'), _csv_text(rows, ['path', 'label', 'split']))
     if log:
-        sizes = split_sizes(n_clips)
+        sizes = {k: (v if not splits or k in splits else 0) for k, v in split_sizes(n_clips).items()}
         log('%s: %d clips (%d new), train/val/test %d/%d/%d, %d speakers'
             % (out_dir, len(clips), written, sizes['train'], sizes['val'], sizes['test'],
                len(all_speakers)))
@@ -325,7 +334,7 @@ def main(argv):
         print('error: --out is required (the folder to write the data set to)', file=sys.stderr)
         return 2
     try:
-        make_dataset(FLAGS.out, FLAGS.clips, FLAGS.seed, FLAGS.jobs)
+        make_dataset(FLAGS.out, FLAGS.clips, FLAGS.seed, FLAGS.jobs, splits=FLAGS.splits)
     except (SpokenWordsError, OSError) as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 1
@@ -338,6 +347,8 @@ def _define_flags():
     flags.DEFINE_integer('clips', 8000, 'number of clips (10 % val, 10 % test, the rest train)')
     flags.DEFINE_integer('seed', 0, 'seed of the clip plan and of every random draw')
     flags.DEFINE_integer('jobs', None, 'worker processes (default: CPU count)')
+    flags.DEFINE_list('splits', None, 'write only these splits of the plan (e.g. test: the held-out '
+                      'speakers, for a null distribution)')
 
 
 if __name__ == '__main__':
