@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from model_metamers.fileio import atomic_path
+from model_metamers.fileio import write_h5
 from model_metamers import __version__
 from model_metamers.synthesis import noise as _noise
 from model_metamers.synthesis.procedures import PROCEDURES, make_procedure
@@ -167,6 +167,7 @@ class MetamerSynthesizer:
         self._last_good = (0, initial)
         self._prev_logged_x = initial
         self._elapsed = 0.0
+        self.annotations = {}  # saved with the state (json), not part of the run's identity
         self._build_functions()
 
     # ------------------------------------------------------------------ setup
@@ -403,28 +404,30 @@ class MetamerSynthesizer:
     # -------------------------------------------------------- save / resume
     def save(self, path):
         """Write the whole run state to HDF5 atomically; :meth:`load` / resume read it."""
-        with atomic_path(path, '.h5') as tmp:
-            with h5py.File(tmp, 'w') as f:
-                f.attrs['format'] = STATE_FORMAT
-                f.attrs['config'] = json.dumps(self.config(), sort_keys=True)
-                f.attrs['step'] = self.step
-                f.attrs['status'] = self.status
-                f.attrs['elapsed_s'] = self._elapsed
-                f['natural'] = self.natural
-                f['initial'] = self.initial
-                f['x'] = self._x.numpy()
-                f['prev_logged_x'] = self._prev_logged_x
-                f['last_good_x'] = self._last_good[1]
-                f.attrs['last_good_step'] = self._last_good[0]
-                state = f.create_group('optimizer')
-                for k, v in self._state.items():
-                    state[k] = np.asarray(v)
-                hist = f.create_group('history')
-                for k, v in self.history.items():
-                    hist[k] = np.asarray(v)
-                f['snapshot_steps'] = np.asarray(self.snapshot_steps, np.int64)
-                f['snapshots'] = (np.stack(self.snapshots) if self.snapshots
-                                  else np.zeros((0,) + self._x.shape, np.float32))
+        def writer(f):
+            f.attrs['format'] = STATE_FORMAT
+            # What the caller needs to find this state again (generation: the batch's inputs).
+            f.attrs['annotations'] = json.dumps(self.annotations, sort_keys=True)
+            f.attrs['config'] = json.dumps(self.config(), sort_keys=True)
+            f.attrs['step'] = self.step
+            f.attrs['status'] = self.status
+            f.attrs['elapsed_s'] = self._elapsed
+            f['natural'] = self.natural
+            f['initial'] = self.initial
+            f['x'] = self._x.numpy()
+            f['prev_logged_x'] = self._prev_logged_x
+            f['last_good_x'] = self._last_good[1]
+            f.attrs['last_good_step'] = self._last_good[0]
+            state = f.create_group('optimizer')
+            for k, v in self._state.items():
+                state[k] = np.asarray(v)
+            hist = f.create_group('history')
+            for k, v in self.history.items():
+                hist[k] = np.asarray(v)
+            f['snapshot_steps'] = np.asarray(self.snapshot_steps, np.int64)
+            f['snapshots'] = (np.stack(self.snapshots) if self.snapshots
+                              else np.zeros((0,) + self._x.shape, np.float32))
+        write_h5(path, writer)
 
     def _restore(self, path, iterations=None):
         try:
