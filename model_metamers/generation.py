@@ -475,20 +475,22 @@ def _tensorboard_log(writer, network, layer, synth, k, val):
         return
     import tensorflow as tf
     metamer, domain = synth.metamer[k], synth.domain
+    record = synth.record(k)
+    last = record['iterations']
     with writer.as_default():
-        for step, loss in zip(synth.history['step'], synth.loss[:, k]):
-            tf.summary.scalar('loss/%s' % layer, float(loss), step=step)
-        tf.summary.scalar('spearman/%s' % layer, val.spearman_matched, step=synth.step)
+        for step, loss in zip(record['loss_steps'], record['loss']):
+            tf.summary.scalar('loss/%s' % layer, float(loss), step=int(step))
+        tf.summary.scalar('spearman/%s' % layer, val.spearman_matched, step=last)
         if domain == 'stimulus' and network.modality == 'audio':
             peak = max(float(np.max(np.abs(metamer))), 1e-9)
             tf.summary.audio('metamer/%s' % layer, (metamer / peak)[None, :, None],
-                             network.sample_rate, step=synth.step)
+                             network.sample_rate, step=last)
         elif network.modality == 'image':
-            tf.summary.image('metamer/%s' % layer, np.clip(metamer, 0, 1)[None], step=synth.step)
+            tf.summary.image('metamer/%s' % layer, np.clip(metamer, 0, 1)[None], step=last)
         elif np.ndim(metamer) == 3:  # a cochleagram [frequency, time, 1]: low frequencies at the bottom
             low, high = float(np.min(metamer)), float(np.max(metamer))
             picture = (metamer[::-1] - low) / max(high - low, 1e-12)
-            tf.summary.image('metamer/%s' % layer, picture[None], step=synth.step)
+            tf.summary.image('metamer/%s' % layer, picture[None], step=last)
     writer.flush()
 
 
@@ -643,33 +645,30 @@ def generate(settings, network=None, log=None):
                              checkpoint_every=settings.checkpoint_every,
                              stop_threshold=settings.stop_threshold, stop_window=settings.stop_window,
                              progress=ProgressLine(label) if settings.progress else None)
-            if synth.status == 'diverged':
-                log('%s: %s' % (label, synth.message))
+            for k, status in enumerate(synth.stimulus_status):
+                if status == 'diverged':
+                    log('%s: %s: %s' % (label, batch_stems[k], synth.stimulus_message[k]))
             from_stage = synth._from_stage
             vals = validation.validate(network, synth.natural_representation, synth.metamer, layer,
                                        null=null, from_stage=from_stage)
             key = results.result_key(layer, seed)
             for k, i in enumerate(batch):
                 val = vals[k]
-                datasets = {
-                    'metamer': synth.metamer[k], 'natural': synth.natural_representation[k],
-                    'loss': synth.loss[:, k], 'loss_steps': np.asarray(synth.history['step']),
-                    'grad_norm': np.asarray(synth.history['grad_norm'])[:, k],
-                    'change_norm': np.asarray(synth.history['change_norm'])[:, k],
-                    'learning_rates': np.asarray(synth.history['learning_rate']),
-                    'snapshots': (np.stack(synth.snapshots)[:, k] if synth.snapshots
-                                  else np.zeros((0,) + synth.metamer.shape[1:], np.float32)),
-                    'snapshot_steps': np.asarray(synth.snapshot_steps, np.int64),
-                }
+                # Its own history: it may have stopped (converged, diverged) before its batch mates.
+                record = synth.record(k)
+                datasets = {name: record[name] for name in (
+                    'metamer', 'loss', 'loss_steps', 'grad_norm', 'change_norm', 'learning_rates',
+                    'snapshots', 'snapshot_steps')}
+                datasets['natural'] = synth.natural_representation[k]
                 val_attrs, val_datasets = _validation_record(network, val)
                 datasets.update(val_datasets)
                 if synth.domain == 'cochleagram':
                     datasets['natural_waveform'] = natural[k]
-                attrs = dict(val_attrs, status=synth.status, message=synth.message,
-                             final_loss=float(synth.loss[-1, k]),
-                             elapsed_s=synth.history['time_s'][-1],
+                attrs = dict(val_attrs, status=record['status'], message=record['message'],
+                             final_loss=float(record['loss'][-1]), elapsed_s=record['elapsed_s'],
                              **_settings_attrs(settings, synth, weights, weights_id))
                 attrs['seed'] = synth.seeds[k]
+                attrs['iterations'] = record['iterations']
                 attrs['layer'] = layer
                 # HDF5 lists groups alphabetically; readers sort layers by this.
                 attrs['layer_index'] = (network.metamer_layers.index(layer)

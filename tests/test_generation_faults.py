@@ -391,3 +391,51 @@ def test_a_part_reused_with_another_log_every_says_so(tmp_path, net, sounds):
     assert rows[0]['skipped']
     assert 'skipped: done before with --log_every=10' in summary_table(rows)
     assert any('already done, skipped (done before with --log_every=10)' in line for line in said)
+
+
+# --------------------------------------------------------------- 7. batch vs single
+
+@pytest.fixture(scope='module')
+def loud_and_soft(tmp_path_factory):
+    """Two sounds whose metamers converge at different iterations."""
+    folder = tmp_path_factory.mktemp('loud_and_soft')
+    rng = np.random.RandomState(0)
+    paths = []
+    for name, gain in (('soft', 0.2), ('loud', 1.0)):
+        path = str(folder / (name + '.wav'))
+        scipy.io.wavfile.write(path, 2000, (rng.randn(4000) * gain).astype(np.float32))
+        paths.append(path)
+    return paths
+
+
+def test_a_stimulus_of_a_batch_stops_when_it_would_alone(tmp_path, net, loud_and_soft):
+    def run(out, batch_size):
+        generate(_settings(out, loud_and_soft, layers=['logits'], iterations=400, learning_rate=0.003,
+                           stop_threshold=0.05, stop_window=20, batch_size=batch_size), network=net)
+        return {stem: results.read_result(str(out / 'toy_audio' / (stem + '.h5')))['logits']
+                for stem in ('soft', 'loud')}
+    alone, together = run(tmp_path / 'single', 1), run(tmp_path / 'batch', 2)
+    stops = {stem: int(alone[stem]['attrs']['iterations']) for stem in alone}
+    assert stops['soft'] != stops['loud'] and max(stops.values()) < 400  # the case worth testing
+    for stem in ('soft', 'loud'):
+        a, b = alone[stem], together[stem]
+        assert b['attrs']['status'] == a['attrs']['status'] == 'converged'
+        assert b['attrs']['iterations'] == a['attrs']['iterations']
+        np.testing.assert_array_equal(b['datasets']['loss_steps'], a['datasets']['loss_steps'])
+        np.testing.assert_array_equal(b['datasets']['snapshot_steps'], a['datasets']['snapshot_steps'])
+        # The rest is kernel round-off (BUILD_NOTES.md, "Batch vs single").
+        np.testing.assert_allclose(b['datasets']['metamer'], a['datasets']['metamer'], atol=2e-4)
+
+
+def test_a_diverging_stimulus_does_not_stop_its_batch_mates(net, sounds):
+    natural = np.stack([generation.load_stimulus(net, p) for p in sounds[:2]])
+    natural[1] *= 1e20  # its loss overflows float32 at once
+    together = MetamerSynthesizer(net, natural, 'relu1', learning_rate=0.01, log_every=10)
+    with pytest.warns(RuntimeWarning, match='non-finite'):
+        together.synthesize(40)
+    alone = MetamerSynthesizer(net, natural[0], 'relu1', learning_rate=0.01, log_every=10)
+    alone.synthesize(40)
+    np.testing.assert_allclose(together.metamer[0], alone.metamer[0], atol=1e-4)
+    assert together.loss[-1, 0] == pytest.approx(alone.loss[-1, 0], rel=1e-3)
+    assert together.status == 'diverged'
+    np.testing.assert_array_equal(together.metamer[1], together.initial[1])  # its last finite state
