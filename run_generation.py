@@ -148,13 +148,24 @@ def _merge(settings):
     return 0
 
 
+def _interrupted(exc):
+    """Whether ``exc`` is Ctrl-C, also as the ImportError a C extension's init turns it into."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def main(argv):
+    # TensorFlow and the networks are imported while Ctrl-C still just exits (nothing is
+    # written yet): a KeyboardInterrupt inside a C extension's init surfaces as an ImportError.
+    from model_metamers.cli import expand_home, unexpected_arguments
+    from model_metamers.errors import USER_ERRORS
+
     try:
         # From here on Ctrl-C raises KeyboardInterrupt, so that open temporary files are removed.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        from model_metamers.cli import expand_home, unexpected_arguments
-        from model_metamers.errors import USER_ERRORS
-
         if unexpected_arguments(argv):
             sys.exit(1)
         expand_home()
@@ -163,7 +174,9 @@ def main(argv):
         except USER_ERRORS as exc:
             print('error: %s' % str(exc).strip(), file=sys.stderr)
             code = 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as exc:
+        if not _interrupted(exc):
+            raise
         print('\ninterrupted: run the same command again to resume', file=sys.stderr)
         code = 130
     sys.exit(code)

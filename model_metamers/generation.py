@@ -563,6 +563,13 @@ def generate(settings, network=None, log=None):
     by_layer = {}
     for i, layer in jobs:
         by_layer.setdefault(layer, []).append(i)
+    for i, layer in jobs:
+        try:
+            moved = results.migrate_legacy_part(network_dir, stems[i], layer)
+        except OSError:  # a read-only folder: left as it is
+            moved = None
+        if moved:
+            log('%s / %s: moved the part of another seed to %s' % (stems[i], layer, moved))
     finished, revalidate, todo = {}, [], {}
     for layer in layers:
         threshold = validation.null_threshold(null, network, layer) if by_layer.get(layer) else None

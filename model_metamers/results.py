@@ -105,6 +105,32 @@ def write_part(path, file_attrs, key, datasets, attrs):
     _atomic_h5(path, writer)
 
 
+def migrate_legacy_part(network_dir, stem, layer):
+    """Move a part that older code wrote for a seed N != 0 to its own name; returns the new path.
+
+    Before results were keyed by seed, every seed's part was ``<layer>.h5`` (group
+    ``<layer>``, attribute ``seed``), so a seed-0 run would have replaced it.
+    Returns None when there is nothing to move (or it cannot be read).
+    """
+    path = part_path(network_dir, stem, layer)
+    try:
+        with h5py.File(path, 'r') as f:
+            if layer not in f or 'layer' in f[layer].attrs:
+                return None
+            seed = int(f[layer].attrs.get('seed', 0))
+    except (OSError, KeyError, ValueError, RuntimeError):
+        return None
+    if seed == 0:
+        return None
+    target = part_path(network_dir, stem, layer, seed)
+    if not os.path.exists(target):
+        res = read_result(path)
+        write_part(target, res['_file'], result_key(layer, seed), res[layer]['datasets'],
+                   dict(res[layer]['attrs'], layer=layer))
+    os.remove(path)
+    return target
+
+
 def _reason(exc):
     return str(exc).strip() or type(exc).__name__
 
