@@ -397,6 +397,10 @@ def test_class_only_passes_are_marked_and_warned_once(tmp_path, net, sounds):
     lines = summary_table(rows).splitlines()
     passed = [re.split(r'\s{2,}', line)[5] for line in lines[2:]]
     assert passed == ['class only' if r['passed'] else 'False' for r in rows]
+    said.clear()  # turned off on purpose: still said once
+    generate(_settings(tmp_path / 'none', sounds[:2], null_distribution='none'), network=net,
+             log=said.append)
+    assert sum("the paper's criterion" in line for line in said) == 1
 
 
 def test_a_part_reused_with_another_log_every_says_so(tmp_path, net, sounds):
