@@ -719,7 +719,7 @@ def _assemble(network_dir, stem, log):
     for path, reason in bad:
         key = os.path.basename(path)[:-len('.h5')].replace('__', '/')
         layer, _, seed = key.partition(results.SEED_MARK)
-        log('warning: part file %s is unreadable (%s); %s %s; delete it and run its layer '
+        log('warning: part file %s is unreadable (%s); %s %s; delete that part file and run its layer '
             '(--layer=%s%s) again' % (path, reason, 'kept the earlier copy in' if key in kept
                                       else 'left out of', results.result_path(network_dir, stem),
                                       layer, ' --seed=%s' % seed if seed else ''))
