@@ -101,14 +101,13 @@ def run(argv):
     from model_metamers.generation import generate, summary_table
     from model_metamers.native_logs import quiet_native_logs
 
-    quiet_native_logs()  # XLA's I0000 lines ignore TF_CPP_MIN_LOG_LEVEL
-
     if FLAGS.list_networks:
         for name, (modality, text) in networks.describe_networks().items():
             print('%-32s %-6s %s' % (name, modality, text))
         return 0
     settings = settings_from_flags()
     if FLAGS.list_layers:
+        quiet_native_logs()
         net = networks.build(settings.network, weights='random')
         print(net.describe())
         return 0
@@ -117,6 +116,7 @@ def run(argv):
     if FLAGS.demo:
         print('demo: %s, weights=%s, layers %s, %d iterations' % (
             settings.network, settings.weights, ','.join(settings.layers), settings.iterations))
+    quiet_native_logs()  # XLA's I0000 lines ignore TF_CPP_MIN_LOG_LEVEL
     rows = generate(settings)
     print(summary_table(rows))
     out = os.path.abspath(os.path.join(settings.output_dir, settings.network))
