@@ -559,10 +559,7 @@ def generate(settings, network=None, log=None):
         # Turned off on purpose ('none'); with 'auto' and none found, resolve_null has said so.
         log('warning: ' + NO_NULL_WARNING)
 
-    # What is done, what needs validating again, what is to be made: reads only.
-    by_layer = {}
-    for i, layer in jobs:
-        by_layer.setdefault(layer, []).append(i)
+    # Parts that older code wrote for another seed under the seed-0 name (once per folder).
     for i, layer in jobs:
         try:
             moved = results.migrate_legacy_part(network_dir, stems[i], layer)
@@ -570,6 +567,11 @@ def generate(settings, network=None, log=None):
             moved = None
         if moved:
             log('%s / %s: moved the part of another seed to %s' % (stems[i], layer, moved))
+
+    # What is done, what needs validating again, what is to be made: reads only.
+    by_layer = {}
+    for i, layer in jobs:
+        by_layer.setdefault(layer, []).append(i)
     finished, revalidate, todo = {}, [], {}
     for layer in layers:
         threshold = validation.null_threshold(null, network, layer) if by_layer.get(layer) else None
