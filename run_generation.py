@@ -8,13 +8,24 @@ output files. Errors are printed as one line and the exit status is 1.
 """
 
 import os
+import signal
 import sys
+
+
+def _interrupted_while_starting(signum, frame):
+    # Ctrl-C during the imports (TensorFlow takes seconds): nothing is written yet, so no
+    # traceback, just the same line as later on.
+    sys.stderr.write('\ninterrupted: run the same command again to resume\n')
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 # TensorFlow's C++ start-up lines (CUDA plugins on CPU machines) would bury the
 # one-line messages; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('network', 'word_reduced_aliasing', 'registered network name (see --list_networks)')
@@ -48,6 +59,8 @@ flags.DEFINE_float('stop_threshold', None, 'stop early when the relative loss ch
 flags.DEFINE_integer('stop_window', None, 'window (iterations) of the early stop')
 flags.DEFINE_boolean('figures', True, 'write a PNG figure per input (needs matplotlib)')
 flags.DEFINE_boolean('merge', False, 'only assemble per-input files from shard parts, then exit')
+flags.DEFINE_boolean('allow_incomplete', False, 'with --merge: assemble even when jobs of the sharded '
+                     'run are missing or unreadable (they are listed)')
 flags.DEFINE_boolean('demo', False, 'the embedded default: a trained network on its demo sound, '
                      '2 layers (word_reduced_aliasing when its converted checkpoint is in '
                      'checkpoints/, else the shipped trained kws_2d)')
@@ -86,6 +99,7 @@ def run(argv):
     del argv
     from model_metamers import networks, results
     from model_metamers.generation import generate, summary_table
+    from model_metamers.native_logs import quiet_native_logs
 
     if FLAGS.list_networks:
         for name, (modality, text) in networks.describe_networks().items():
@@ -93,52 +107,87 @@ def run(argv):
         return 0
     settings = settings_from_flags()
     if FLAGS.list_layers:
+        quiet_native_logs()
         net = networks.build(settings.network, weights='random')
         print(net.describe())
         return 0
     if FLAGS.merge:
-        from model_metamers.generation import GenerationError
-        folder = os.path.join(settings.output_dir, settings.network)
-        paths = results.merge(folder)
-        if not paths:
-            raise GenerationError('nothing to assemble: no shard results under %s; run the shards '
-                                  '(--num_shards, --shard_index) with this --output_dir and --network '
-                                  'first' % folder)
-        print('assembled %d result file(s) in %s' % (len(paths), folder))
-        return 0
+        return _merge(settings)
     if FLAGS.demo:
         print('demo: %s, weights=%s, layers %s, %d iterations' % (
             settings.network, settings.weights, ','.join(settings.layers), settings.iterations))
+    quiet_native_logs()  # XLA's I0000 lines ignore TF_CPP_MIN_LOG_LEVEL
     rows = generate(settings)
     print(summary_table(rows))
-    out = os.path.join(settings.output_dir, settings.network)
-    print('outputs in %s (one .h5 per input, WAV/PNG per layer, <input>_figure.png)' % os.path.abspath(out))
-    return 1 if any(r['status'] == 'diverged' for r in rows) else 0
+    out = os.path.abspath(os.path.join(settings.output_dir, settings.network))
+    if settings.num_shards > 1:
+        print('parts in %s; when every shard has finished, run the same command with --merge '
+              '(one .h5 per input; figures are not made by shards)' % os.path.join(out, results.PART_DIR))
+    else:
+        print('outputs in %s (one .h5 per input, WAV/PNG per layer%s)' % (
+            out, ', <input>_figure.png' if settings.figures else ''))
+    return 1 if any(r['status'] in ('diverged', 'unreadable part') for r in rows) else 0
+
+
+def _merge(settings):
+    """``--merge``: assemble the shards' parts; missing or unreadable ones are listed (exit 1)."""
+    from model_metamers import results
+    from model_metamers.generation import GenerationError
+
+    folder = os.path.join(settings.output_dir, settings.network)
+    if not results.stems_with_parts(folder):
+        raise GenerationError('nothing to assemble: no shard results under %s; run the shards '
+                              '(--num_shards, --shard_index) with this --output_dir and --network '
+                              'first' % folder)
+    missing, bad = results.merge_problems(folder)
+    if (missing or bad) and FLAGS.allow_incomplete:
+        print('warning: incomplete: %s' % results.describe_problems(missing, bad), file=sys.stderr)
+    paths = results.merge(folder, allow_incomplete=FLAGS.allow_incomplete)
+    print('assembled %d result file(s) in %s%s' % (len(paths), folder,
+                                                   ' (incomplete)' if missing or bad else ''))
+    return 0
+
+
+def _interrupted(exc):
+    """Whether ``exc`` is Ctrl-C, also as the ImportError a C extension's init turns it into."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def main(argv):
+    # TensorFlow and the networks are imported while Ctrl-C still just exits (nothing is
+    # written yet): a KeyboardInterrupt inside a C extension's init surfaces as an ImportError.
     from model_metamers.cli import expand_home, unexpected_arguments
     from model_metamers.errors import USER_ERRORS
 
-    if unexpected_arguments(argv):
-        sys.exit(1)
-    expand_home()
     try:
-        code = run(argv)
-    except USER_ERRORS as exc:
-        print('error: %s' % str(exc).strip(), file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        print('interrupted: run the same command again to resume', file=sys.stderr)
+        # From here on Ctrl-C raises KeyboardInterrupt, so that open temporary files are removed.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if unexpected_arguments(argv):
+            sys.exit(1)
+        expand_home()
+        try:
+            code = run(argv)
+        except USER_ERRORS as exc:
+            print('error: %s' % str(exc).strip(), file=sys.stderr)
+            code = 1
+    except (KeyboardInterrupt, ImportError) as exc:
+        if not _interrupted(exc):
+            raise
+        print('\ninterrupted: run the same command again to resume', file=sys.stderr)
         code = 130
     sys.exit(code)
 
 
 def entry_point():
     from model_metamers.allocator import use_tcmalloc
+    from model_metamers.cli import run_absl
 
     use_tcmalloc()  # restarts this command once on tcmalloc when the machine has it
-    app.run(main)
+    run_absl(main)
 
 
 if __name__ == '__main__':

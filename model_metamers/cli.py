@@ -13,8 +13,6 @@ def run(main, define_flags):
     tcmalloc when the machine has it (see :mod:`model_metamers.allocator`).
     """
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-    from absl import app
-
     from model_metamers.allocator import use_tcmalloc
 
     use_tcmalloc()  # restarts this command once on tcmalloc when the machine has it
@@ -27,7 +25,22 @@ def run(main, define_flags):
         expand_home()
         return main(argv)
 
-    app.run(lambda argv: sys.exit(checked_main(argv)))
+    run_absl(lambda argv: sys.exit(checked_main(argv)))
+
+
+HELP_FLAGS = ('-h', '-?', '--help', '--helpshort', '--helpfull', '--helpxml')
+
+
+def run_absl(main):
+    """``absl.app.run(main)``, except that ``--help`` and its kin exit 0 (absl exits 1)."""
+    from absl import app
+
+    try:
+        app.run(main)
+    except SystemExit as exc:
+        if exc.code == 1 and any(a in HELP_FLAGS for a in sys.argv[1:]):
+            sys.exit(0)
+        raise
 
 
 def expand_home(flag_values=None):

@@ -64,9 +64,7 @@ def gather(results_dirs, only_passed=False, note=None):
             network = meta.get('network', os.path.basename(os.path.normpath(results_dir)))
             network = network.decode() if isinstance(network, bytes) else str(network)
             stem = os.path.splitext(os.path.basename(path))[0]
-            for layer, entry in res.items():
-                if layer == '_file':
-                    continue
+            for layer, seed, entry in _results.entries(res):  # every seed's metamer of the input
                 attrs = entry['attrs']
                 if attrs.get('domain') in ('cochleagram', b'cochleagram'):
                     raise ExportError('%s / %s is a cochleagram-domain metamer: it has no waveform to play'
@@ -74,7 +72,7 @@ def gather(results_dirs, only_passed=False, note=None):
                 if only_passed and not bool(attrs['passed']):
                     continue
                 name = attrs.get('natural_class_name', 'none')
-                items.append({'network': network, 'layer': layer, 'input': stem,
+                items.append({'network': network, 'layer': layer, 'input': stem, 'seed': seed,
                               'modality': str(meta.get('modality', 'audio')),
                               'sample_rate': int(meta.get('sample_rate', 20000) or 20000),
                               'metamer': entry['datasets']['metamer'],
@@ -243,7 +241,7 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
     written_natural = set()
     for it in items:
         condition = '%s__%s' % (it['network'], _results.layer_file_name(it['layer']))
-        stim = os.path.join(condition, it['input'] + ext)
+        stim = os.path.join(condition, _results.result_key(it['input'], it['seed']) + ext)
         nat = os.path.join('natural', it['input'] + ext)
         if modality == 'audio':
             audio.write_wav(os.path.join(output_dir, stim), it['sound'] * gain, it['sample_rate'],
@@ -258,14 +256,14 @@ def export(results_dirs, output_dir, labels=None, seed=0, only_passed=False, sam
                 images.save_png(os.path.join(output_dir, nat), it['natural'])
         written_natural.add(nat)
         rows.append({'condition': condition, 'network': it['network'], 'layer': it['layer'],
-                     'input': it['input'], 'stimulus': stim, 'natural': nat,
+                     'input': it['input'], 'seed': it['seed'], 'stimulus': stim, 'natural': nat,
                      'correct_answer': it['answer'], 'passed': it['passed'],
                      'spearman': '%.5f' % it['spearman'],
                      'network_answer': it['metamer_class'], 'layer_index': it['layer_index'],
                      'network_natural_answer': it['natural_class']})
     order = np.random.default_rng(seed).permutation(len(rows))
     rows = [dict(trial=k + 1, **rows[i]) for k, i in enumerate(order)]
-    fields = ['trial', 'condition', 'network', 'layer', 'input', 'stimulus', 'natural',
+    fields = ['trial', 'condition', 'network', 'layer', 'input', 'seed', 'stimulus', 'natural',
               'correct_answer', 'passed', 'spearman', 'network_answer', 'layer_index',
               'network_natural_answer']
     buf = io.StringIO()

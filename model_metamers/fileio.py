@@ -1,8 +1,17 @@
-"""Atomic file writing: a result is either complete or absent, never half-written."""
+"""Atomic file writing: a result is either complete or absent, never half-written.
+
+Temporary files are named ``tmp~<host>~<pid>~<random><suffix>.tmp`` beside their
+target, so that a later run can tell the leftovers of a killed process
+(:func:`remove_stale_temp_files`) from the files a live one is writing.
+"""
 
 import contextlib
+import errno
+import io
 import os
+import socket
 import tempfile
+import time
 
 
 def _umask():
@@ -12,6 +21,28 @@ def _umask():
 
 
 _FILE_MODE = 0o666 & ~_umask()
+_HOST = socket.gethostname().replace('~', '-')
+# A temporary file lives for seconds (written whole, then renamed); one older than this whose
+# writer cannot be checked (another host, or a name without host and pid) is a leftover.
+STALE_AFTER_S = 3600
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """The disk (or quota) filled up while writing ``path``; nothing was left half-written."""
+
+    def __init__(self, path):
+        super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        self.path = path
+
+    def __str__(self):
+        return ('disk full while writing %s; free space and run the same command to resume'
+                % self.path)
+
+
+def is_disk_full(exc):
+    """Whether an exception is the disk or quota filling up."""
+    return isinstance(exc, OSError) and exc.errno in _FULL
 
 
 @contextlib.contextmanager
@@ -20,19 +51,91 @@ def atomic_path(path, suffix=''):
 
     The folder is created if needed. The finished file gets the permissions a
     plain ``open(path, 'w')`` would give (``mkstemp`` alone makes it private).
-    If the block raises, the temporary file is removed and ``path`` is untouched.
+    If the block raises, the temporary file is removed and ``path`` is untouched;
+    a full disk (ENOSPC, EDQUOT) is raised as :class:`DiskFullError` naming ``path``.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=suffix + '.tmp', dir=directory)
-    os.close(fd)
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix='tmp~%s~%d~' % (_HOST, os.getpid()),
+                                   suffix=suffix + '.tmp', dir=directory)
+        os.close(fd)
         yield tmp
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_disk_full(exc) and not isinstance(exc, DiskFullError):
+            raise DiskFullError(path) from None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_bytes(path, data):
+    """Write ``data`` (bytes) to ``path`` atomically."""
+    with atomic_path(path, os.path.splitext(path)[1]) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+
+
+def write_h5(path, writer):
+    """Write an HDF5 file atomically: ``writer(h5py.File)`` fills it.
+
+    The file is built in memory and then written with plain file writes: the
+    HDF5 library meeting a full disk itself printed pages of errors and could
+    crash the process; this way a full disk is one :class:`DiskFullError`.
+    Result and state files are small (megabytes).
+    """
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, 'w') as f:
+        writer(f)
+    write_bytes(path, buffer.getvalue())
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder, max_age_s=STALE_AFTER_S):
+    """Remove the temporary files a killed writer left in ``folder``; returns their paths.
+
+    A temporary file of this host whose process has ended is stale at once; one of
+    another host (a shared cluster folder), or of an older naming without host and
+    pid, when it is older than ``max_age_s``. Files a live process is writing are
+    kept, so concurrent runs on one folder are safe. Unremovable files are left.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    now = time.time()
+    for name in names:
+        if not (name.startswith('tmp') and name.endswith('.tmp')):
+            continue
+        path = os.path.join(folder, name)
+        parts = name.split('~')
+        try:
+            if len(parts) >= 4 and parts[1] == _HOST and parts[2].isdigit():
+                stale = not _alive(int(parts[2]))
+            else:
+                stale = now - os.path.getmtime(path) > max_age_s
+            if stale and os.path.isfile(path):
+                os.remove(path)
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def write_text(path, text):

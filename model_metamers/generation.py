@@ -26,6 +26,7 @@ import numpy as np
 from model_metamers import __version__
 from model_metamers import networks as _networks
 from model_metamers import published_nulls, resources, results, validation
+from model_metamers.fileio import remove_stale_temp_files
 from model_metamers.networks.checkpoints import CheckpointError, checkpoint_dir, default_weights_path
 from model_metamers.progress import ProgressLine, table
 from model_metamers.synthesis import MetamerSynthesizer
@@ -292,7 +293,13 @@ def _settings_attrs(settings, synth, weights, weights_id):
             'seed': synth.seeds[0], 'weights': str(weights), 'weights_sha1': weights_id,
             'procedure': synth.procedure.name,
             'domain': synth.domain, 'modified_relu': synth.modified_relu,
+            'log_every': synth.log_every,
             'package_version': __version__, 'network': synth.network.name}
+
+
+NO_NULL_WARNING = ("no --null_distribution: 'passed' checks only that the metamer is classified like "
+                   "its natural input ('class only' in the table); the paper's criterion also needs "
+                   "rho above a null distribution (python -m model_metamers.null_distribution)")
 
 
 def _finished_part(path, layer, settings, weights, weights_id, learning_rate):
@@ -300,8 +307,8 @@ def _finished_part(path, layer, settings, weights, weights_id, learning_rate):
     if not os.path.exists(path):
         return None
     try:
-        attrs = results.read_result(path)[layer]['attrs']
-    except (OSError, KeyError):
+        attrs = results.read_result(path)[results.result_key(layer, settings.seed)]['attrs']
+    except (OSError, KeyError, ValueError, RuntimeError):
         return None
     wanted_iter = settings.iterations if settings.iterations is not None else -1
     # Parts written before weights were fingerprinted have no weights_sha1: the path decides.
@@ -323,30 +330,116 @@ def _validation_record(network, val):
     return attrs, datasets
 
 
-def _revalidate_part(path, layer, network, null):
+def _revalidate_part(path, key, network, null):
     """Validate a finished part again (another or no null distribution) and rewrite it.
 
     Only validation is redone, from the stored metamer and natural stimulus (or
     cochleagrams); returns the new attributes.
     """
     res = results.read_result(path)
-    datasets, attrs = dict(res[layer]['datasets']), dict(res[layer]['attrs'])
+    datasets, attrs = dict(res[key]['datasets']), dict(res[key]['attrs'])
+    layer, _ = results.layer_and_seed(key, attrs)
     from_stage = network.representation_stage if attrs.get('domain') == 'cochleagram' else None
     val = validation.validate(network, datasets['natural'][None], datasets['metamer'][None], layer,
                               null=null, from_stage=from_stage)[0]
     new_attrs, new_datasets = _validation_record(network, val)
     attrs.update(new_attrs)
     datasets.update(new_datasets)
-    results.write_part(path, res['_file'], layer, datasets, attrs)
+    results.write_part(path, res['_file'], key, datasets, attrs)
     return attrs
 
 
-def _state_path(network_dir, layer, stems):
+STATE_SUFFIX = '.state.h5'
+
+
+def _state_dir(network_dir, layer):
+    return os.path.join(network_dir, results.PART_DIR, '_state', results.layer_file_name(layer))
+
+
+def _state_path(network_dir, layer, stems, seed=0):
     key = '+'.join(stems)
     if len(key) > 80:
         key = hashlib.sha1(key.encode()).hexdigest()
-    return os.path.join(network_dir, results.PART_DIR, '_state', results.layer_file_name(layer),
-                        key + '.state.h5')
+    return os.path.join(_state_dir(network_dir, layer), results.result_key(key, seed) + STATE_SUFFIX)
+
+
+def _state_owner(path):
+    """``(stems, seed)`` of the batch a state file belongs to; None when that cannot be told."""
+    import json
+
+    import h5py
+    try:
+        with h5py.File(path, 'r') as f:
+            note = json.loads(f.attrs.get('annotations', '{}'))
+    except (OSError, ValueError, RuntimeError):
+        return None
+    if 'stems' in note:
+        return list(note['stems']), int(note.get('seed', 0))
+    # States written before they were annotated: the name is the batch's stems (when short).
+    name = os.path.basename(path)[:-len(STATE_SUFFIX)]
+    key, _, seed = name.partition(results.SEED_MARK)
+    if len(key) == 40 and '+' not in key:
+        return None
+    return key.split('+'), int(seed) if seed.isdigit() else 0
+
+
+def _plan_batches(network_dir, layer, todo, done, stems, settings, log):
+    """Batches (lists of input indices) for one layer, interrupted batches first.
+
+    A state file of an interrupted batch whose inputs are all still to do is
+    resumed with its own batch (so that a rerun with another ``--batch_size``
+    continues it instead of starting over); one whose inputs are all done is
+    removed. The rest is cut into batches of ``settings.batch_size``.
+    """
+    left = list(todo)
+    batches = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(_state_dir(network_dir, layer)), '*' + STATE_SUFFIX))):
+        owner = _state_owner(path)
+        if owner is None or owner[1] != settings.seed:
+            continue
+        index = {stems[i]: i for i in left}
+        if all(s in index for s in owner[0]):
+            batch = [index[s] for s in owner[0]]
+            if len(batch) != settings.batch_size:
+                log('%s: resuming an interrupted batch of %d input(s) (%s) from %s; --batch_size=%d '
+                    'applies to the others' % (layer, len(batch), ', '.join(owner[0]), path,
+                                               settings.batch_size))
+            batches.append(batch)
+            left = [i for i in left if i not in batch]
+        elif owner[0] and all(s in done for s in owner[0]):
+            _remove(path)
+    batches += [left[k:k + settings.batch_size] for k in range(0, len(left), settings.batch_size)]
+    return batches
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:  # a concurrent run on the same folder removed it first
+        pass
+
+
+def check_writable(folders):
+    """Refuse, before any synthesis, a folder the run could not write into.
+
+    ``folders``: ``[(folder, flag)]``. A folder that does not exist yet is judged
+    by its nearest existing parent (a plain file there is an error too).
+    """
+    import tempfile
+
+    for folder, flag in dict.fromkeys(folders):
+        existing = os.path.abspath(folder)
+        while not os.path.lexists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise GenerationError('cannot create the folder %s: %s is a file, not a folder; move it '
+                                  'away or choose another %s' % (folder, existing, flag))
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as exc:
+            raise GenerationError('cannot write in the folder %s (%s); make it writable or choose '
+                                  'another %s' % (existing, exc.strerror or exc, flag)) from None
 
 
 class _Exporter:
@@ -382,28 +475,32 @@ def _tensorboard_log(writer, network, layer, synth, k, val):
         return
     import tensorflow as tf
     metamer, domain = synth.metamer[k], synth.domain
+    record = synth.record(k)
+    last = record['iterations']
     with writer.as_default():
-        for step, loss in zip(synth.history['step'], synth.loss[:, k]):
-            tf.summary.scalar('loss/%s' % layer, float(loss), step=step)
-        tf.summary.scalar('spearman/%s' % layer, val.spearman_matched, step=synth.step)
+        for step, loss in zip(record['loss_steps'], record['loss']):
+            tf.summary.scalar('loss/%s' % layer, float(loss), step=int(step))
+        tf.summary.scalar('spearman/%s' % layer, val.spearman_matched, step=last)
         if domain == 'stimulus' and network.modality == 'audio':
             peak = max(float(np.max(np.abs(metamer))), 1e-9)
             tf.summary.audio('metamer/%s' % layer, (metamer / peak)[None, :, None],
-                             network.sample_rate, step=synth.step)
+                             network.sample_rate, step=last)
         elif network.modality == 'image':
-            tf.summary.image('metamer/%s' % layer, np.clip(metamer, 0, 1)[None], step=synth.step)
+            tf.summary.image('metamer/%s' % layer, np.clip(metamer, 0, 1)[None], step=last)
         elif np.ndim(metamer) == 3:  # a cochleagram [frequency, time, 1]: low frequencies at the bottom
             low, high = float(np.min(metamer)), float(np.max(metamer))
             picture = (metamer[::-1] - low) / max(high - low, 1e-12)
-            tf.summary.image('metamer/%s' % layer, picture[None], step=synth.step)
+            tf.summary.image('metamer/%s' % layer, picture[None], step=last)
     writer.flush()
 
 
 def generate(settings, network=None, log=None):
     """Run generation; returns one summary dict per (input, layer) done or found.
 
+    A part file of another layer (or seed) that cannot be read is left out of its
+    input's result with a warning and gets a row with status ``'unreadable part'``.
     Raises the loaders' / registry's / checkpoints' errors with their messages
-    (the CLI prints them as one line).
+    (the CLI prints them as one line), and :class:`~model_metamers.fileio.DiskFullError`.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     check_settings(settings)
@@ -446,6 +543,7 @@ def generate(settings, network=None, log=None):
             raise GenerationError('null distribution %s has no layer(s) %s'
                              % (null_path, ', '.join(missing)))
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
+    seed = settings.seed
     if not jobs:
         log('shard %d of %d has no jobs (%d input(s) x %d layer(s) = %d jobs in all); nothing to do'
             % (settings.shard_index, settings.num_shards, len(inputs), len(layers), len(inputs) * len(layers)))
@@ -453,116 +551,184 @@ def generate(settings, network=None, log=None):
     # stops the run before hours of work on the others (and before anything is written).
     stimuli = {i: load_stimulus(network, inputs[i]) for i in sorted({i for i, _ in jobs})}
     network_dir = os.path.join(settings.output_dir, network.name)
-    # Before any synthesis: a run must not find out at its first result.
-    for folder, flag in ((network_dir, '--output_dir'), (settings.tensorboard_dir, '--tensorboard_dir')):
-        try:
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise GenerationError('cannot create the folder %s (%s); choose a writable %s'
-                                  % (folder, exc.strerror or exc, flag))
     exporter = _Exporter(network, network_dir)
     lr = settings.learning_rate
     if lr is None:
         lr = network.default_learning_rate if settings.procedure == 'feather2019' else 1.0
+    if null is None and jobs and settings.null_distribution != 'auto':
+        # Turned off on purpose ('none'); with 'auto' and none found, resolve_null has said so.
+        log('warning: ' + NO_NULL_WARNING)
 
-    rows = []
-    touched = set()
-    assembled = set()
+    # Parts that older code wrote for another seed under the seed-0 name (once per folder).
+    for i, layer in jobs:
+        try:
+            moved = results.migrate_legacy_part(network_dir, stems[i], layer)
+        except OSError:  # a read-only folder: left as it is
+            moved = None
+        if moved:
+            log('%s / %s: moved the part of another seed to %s' % (stems[i], layer, moved))
+
+    # What is done, what needs validating again, what is to be made: reads only.
     by_layer = {}
     for i, layer in jobs:
         by_layer.setdefault(layer, []).append(i)
-    for layer_no, layer in enumerate(layers, 1):
-        todo = []
+    finished, revalidate, todo = {}, [], {}
+    for layer in layers:
+        threshold = validation.null_threshold(null, network, layer) if by_layer.get(layer) else None
         for i in by_layer.get(layer, []):
-            path = results.part_path(network_dir, stems[i], layer)
-            attrs = _finished_part(path, layer, settings, weights, weights_id, lr)
-            if attrs is not None:
-                if np.array_equal(float(attrs.get('null_max', np.nan)),
-                                  validation.null_threshold(null, network, layer), equal_nan=True):
-                    log('%s / %s: already done, skipped' % (stems[i], layer))
-                else:
-                    attrs = _revalidate_part(path, layer, network, null)
-                    log('%s / %s: already done; validated again %s' % (
-                        stems[i], layer, 'with %s' % null_path if null is not None
-                        else 'without a null distribution'))
-                rows.append(_row(stems[i], layer, attrs, skipped=True))
-                touched.add(stems[i])
+            path = results.part_path(network_dir, stems[i], layer, seed)
+            reason = results.check_part(path) if os.path.exists(path) else None
+            attrs = None if reason else _finished_part(path, layer, settings, weights, weights_id, lr)
+            if reason:
+                log('%s / %s: part file %s is unreadable (%s); making it again' % (
+                    stems[i], layer, path, reason))
+            if attrs is None:
+                todo.setdefault(layer, []).append(i)
+                continue
+            finished[(i, layer)] = attrs
+            if not np.array_equal(float(attrs.get('null_max', np.nan)), threshold, equal_nan=True):
+                revalidate.append((i, layer))
+    touched = sorted({stems[i] for i, _ in jobs})
+
+    # Before the first iteration: every folder this run will write must take files.
+    folders = []
+    if todo or revalidate:
+        folders.append((network_dir, '--output_dir'))
+        folders += [(os.path.dirname(results.part_path(network_dir, stems[i], layer)), '--output_dir')
+                    for i, layer in revalidate]
+        for layer, indices in todo.items():
+            folders.append((_state_dir(network_dir, layer), '--output_dir'))
+            folders += [(os.path.join(network_dir, results.PART_DIR, stems[i]), '--output_dir')
+                        for i in indices]
+        if settings.tensorboard_dir and todo:
+            folders.append((settings.tensorboard_dir, '--tensorboard_dir'))
+    elif settings.num_shards == 1 and any(results.needs_assembly(network_dir, s) for s in touched):
+        folders.append((network_dir, '--output_dir'))
+    check_writable(folders)
+    if folders:
+        stale = sum(len(remove_stale_temp_files(folder)) for folder, _ in dict.fromkeys(
+            folders + [(network_dir, '')] + [(os.path.join(network_dir, results.PART_DIR, s), '')
+                                            for s in touched]))
+        if stale:
+            log('removed %d temporary file(s) an interrupted run left behind' % stale)
+    if settings.num_shards > 1 and todo:
+        plan = [(stems[i], results.result_key(layer, seed), k) for k in range(settings.num_shards)
+                for i, layer in plan_jobs(len(inputs), layers, settings.num_shards, k)]
+        results.write_plan(network_dir, plan, settings.num_shards)
+
+    rows = []
+    assembled = set()
+    for layer_no, layer in enumerate(layers, 1):
+        for i in by_layer.get(layer, []):
+            if (i, layer) not in finished:
+                continue
+            attrs = finished[(i, layer)]
+            note = ''
+            if attrs.get('log_every', settings.log_every) != settings.log_every:
+                note = 'done before with --log_every=%d' % attrs['log_every']
+            if (i, layer) in revalidate:
+                path = results.part_path(network_dir, stems[i], layer, seed)
+                attrs = _revalidate_part(path, results.result_key(layer, seed), network, null)
+                log('%s / %s: already done; validated again %s' % (
+                    stems[i], layer, 'with %s' % null_path if null is not None
+                    else 'without a null distribution'))
             else:
-                todo.append(i)
-        for start in range(0, len(todo), settings.batch_size):
-            batch = todo[start:start + settings.batch_size]
+                log('%s / %s: already done, skipped%s' % (stems[i], layer, ' (%s)' % note if note else ''))
+            rows.append(_row(stems[i], layer, attrs, skipped=True, note=note))
+        done = {stems[i] for i in by_layer.get(layer, []) if (i, layer) in finished}
+        batches = (_plan_batches(network_dir, layer, todo[layer], done, stems, settings, log)
+                   if layer in todo else [])
+        for batch in batches:
             batch_stems = [stems[i] for i in batch]
             natural = np.stack([stimuli[i] for i in batch])
             use_strategy = strategy if strategy and len(batch) % strategy.num_replicas_in_sync == 0 else None
             synth = MetamerSynthesizer(network, natural, layer, procedure=settings.procedure,
-                                       learning_rate=lr, seed=settings.seed, domain=settings.domain,
+                                       learning_rate=lr, seed=seed, domain=settings.domain,
                                        log_every=settings.log_every, jit_compile=settings.jit_compile,
                                        strategy=use_strategy)
-            state = _state_path(network_dir, layer, batch_stems)
+            synth.annotations = {'stems': batch_stems, 'seed': seed, 'layer': layer}
+            state = _state_path(network_dir, layer, batch_stems, seed)
             label = '[%d/%d] %s %s' % (layer_no, len(layers), layer,
                                        batch_stems[0] if len(batch) == 1 else '%d inputs' % len(batch))
             synth.synthesize(settings.iterations, checkpoint_path=state,
                              checkpoint_every=settings.checkpoint_every,
                              stop_threshold=settings.stop_threshold, stop_window=settings.stop_window,
                              progress=ProgressLine(label) if settings.progress else None)
-            if synth.status == 'diverged':
-                log('%s: %s' % (label, synth.message))
+            for k, status in enumerate(synth.stimulus_status):
+                if status == 'diverged':
+                    log('%s: %s: %s' % (label, batch_stems[k], synth.stimulus_message[k]))
             from_stage = synth._from_stage
             vals = validation.validate(network, synth.natural_representation, synth.metamer, layer,
                                        null=null, from_stage=from_stage)
+            key = results.result_key(layer, seed)
             for k, i in enumerate(batch):
                 val = vals[k]
-                datasets = {
-                    'metamer': synth.metamer[k], 'natural': synth.natural_representation[k],
-                    'loss': synth.loss[:, k], 'loss_steps': np.asarray(synth.history['step']),
-                    'grad_norm': np.asarray(synth.history['grad_norm'])[:, k],
-                    'change_norm': np.asarray(synth.history['change_norm'])[:, k],
-                    'learning_rates': np.asarray(synth.history['learning_rate']),
-                    'snapshots': (np.stack(synth.snapshots)[:, k] if synth.snapshots
-                                  else np.zeros((0,) + synth.metamer.shape[1:], np.float32)),
-                    'snapshot_steps': np.asarray(synth.snapshot_steps, np.int64),
-                }
+                # Its own history: it may have stopped (converged, diverged) before its batch mates.
+                record = synth.record(k)
+                datasets = {name: record[name] for name in (
+                    'metamer', 'loss', 'loss_steps', 'grad_norm', 'change_norm', 'learning_rates',
+                    'snapshots', 'snapshot_steps')}
+                datasets['natural'] = synth.natural_representation[k]
                 val_attrs, val_datasets = _validation_record(network, val)
                 datasets.update(val_datasets)
                 if synth.domain == 'cochleagram':
                     datasets['natural_waveform'] = natural[k]
-                attrs = dict(val_attrs, status=synth.status, message=synth.message,
-                             final_loss=float(synth.loss[-1, k]),
-                             elapsed_s=synth.history['time_s'][-1],
+                attrs = dict(val_attrs, status=record['status'], message=record['message'],
+                             final_loss=float(record['loss'][-1]), elapsed_s=record['elapsed_s'],
                              **_settings_attrs(settings, synth, weights, weights_id))
                 attrs['seed'] = synth.seeds[k]
+                attrs['iterations'] = record['iterations']
+                attrs['layer'] = layer
                 # HDF5 lists groups alphabetically; readers sort layers by this.
                 attrs['layer_index'] = (network.metamer_layers.index(layer)
                                         if layer in network.metamer_layers else len(network.metamer_layers))
                 # The part file marks the job done, so it is written last: a run killed before it
                 # redoes the job (from its state file) and its exports with it.
-                exporter.stimulus(stems[i], layer, synth.metamer[k], synth.domain)
+                exporter.stimulus(stems[i], key, synth.metamer[k], synth.domain)
                 if not os.path.exists(os.path.join(network_dir, '%s_natural.%s' % (
                         stems[i], 'png' if network.modality == 'image' or synth.domain != 'stimulus'
                         else 'wav'))):
                     exporter.stimulus(stems[i], 'natural', synth.natural_representation[k], synth.domain)
-                results.write_part(results.part_path(network_dir, stems[i], layer),
-                                   results.file_attrs(network, inputs[i], weights), layer, datasets, attrs)
+                results.write_part(results.part_path(network_dir, stems[i], layer, seed),
+                                   results.file_attrs(network, inputs[i], weights), key, datasets, attrs)
                 _tensorboard_log(_tensorboard_writer(settings, stems[i]), network, layer, synth, k, val)
                 rows.append(_row(stems[i], layer, attrs))
-                touched.add(stems[i])
-            if os.path.exists(state):
-                os.remove(state)
+            _remove(state)
             if settings.num_shards == 1:
                 for i in batch:
-                    results.assemble(network_dir, stems[i])
+                    rows += _assemble(network_dir, stems[i], log)
                     assembled.add(stems[i])
     if settings.num_shards == 1:
         # Inputs whose jobs were all done before: their file may lack a part that a killed run
-        # wrote just before assembling (or may have been deleted); assembling again is cheap.
-        for stem in sorted(touched - assembled):
-            results.assemble(network_dir, stem)
+        # wrote just before assembling (or may have been deleted); it is rebuilt when out of date.
+        for stem in sorted(set(touched) - assembled):
+            rows += _assemble(network_dir, stem, log)
     if settings.num_shards == 1 and settings.figures:
-        for stem in sorted(touched):
+        for stem in touched:
             path = results.result_path(network_dir, stem)
-            if os.path.exists(path):
-                _figure(network, path, os.path.join(network_dir, stem + '_figure.png'), log)
+            figure = os.path.join(network_dir, stem + '_figure.png')
+            if os.path.exists(path) and not (os.path.exists(figure)
+                                             and os.path.getmtime(figure) >= os.path.getmtime(path)):
+                _figure(network, path, figure, log)
+    return rows
+
+
+def _assemble(network_dir, stem, log):
+    """Assemble ``<stem>.h5``; unreadable parts are left out, said, and returned as rows."""
+    bad, kept = [], []
+    results.assemble(network_dir, stem, bad=bad, kept=kept)
+    rows = []
+    for path, reason in bad:
+        key = os.path.basename(path)[:-len('.h5')].replace('__', '/')
+        layer, _, seed = key.partition(results.SEED_MARK)
+        log('warning: part file %s is unreadable (%s); %s %s; delete that part file and run its layer '
+            '(--layer=%s%s) again' % (path, reason, 'kept the earlier copy in' if key in kept
+                                      else 'left out of', results.result_path(network_dir, stem),
+                                      layer, ' --seed=%s' % seed if seed else ''))
+        rows.append({'input': stem, 'layer': layer, 'seed': int(seed or 0),
+                     'loss': np.nan, 'spearman': np.nan, 'same_class': '', 'passed': False,
+                     'class_only': False, 'status': 'unreadable part', 'natural_class': '',
+                     'metamer_class': '', 'skipped': False, 'note': ''})
     return rows
 
 
@@ -574,12 +740,17 @@ def _class_name(network, index):
     return str(index)
 
 
-def _row(stem, layer, attrs, skipped=False):
-    return {'input': stem, 'layer': layer, 'loss': float(attrs.get('final_loss', np.nan)),
+def _row(stem, layer, attrs, skipped=False, note=''):
+    return {'input': stem, 'layer': layer, 'seed': int(attrs.get('seed', 0)),
+            'loss': float(attrs.get('final_loss', np.nan)),
             'spearman': float(attrs['spearman_matched']), 'same_class': attrs['same_class'],
-            'passed': bool(attrs['passed']), 'status': str(attrs.get('status', '')),
+            'passed': bool(attrs['passed']),
+            # Without a null distribution only the class criterion was checked.
+            'class_only': bool(np.isnan(float(attrs.get('null_max', np.nan)))),
+            'status': str(attrs.get('status', '')),
             'natural_class': str(attrs.get('natural_class_name', '')),
-            'metamer_class': str(attrs.get('metamer_class_name', '')), 'skipped': skipped}
+            'metamer_class': str(attrs.get('metamer_class_name', '')), 'skipped': skipped,
+            'note': note}
 
 
 def _figure(network, result_path, out_path, log):
@@ -593,10 +764,26 @@ def _figure(network, result_path, out_path, log):
         log('matplotlib is not installed: no figure (pip install model_metamers[plots])')
 
 
+def _passed_text(row):
+    if row['passed'] and row.get('class_only'):
+        return 'class only'
+    return str(row['passed'])
+
+
+def _status_text(row):
+    if not row['skipped']:
+        return row['status']
+    return row['status'] + ' (skipped: %s)' % (row.get('note') or 'done before')
+
+
 def summary_table(rows):
-    """The end-of-run table: input, layer, final loss, Spearman at layer, same class, passed."""
-    return table([(r['input'], r['layer'], '%.4g' % r['loss'], '%.4f' % r['spearman'], str(r['same_class']),
-                   str(r['passed']), r['status'] + (' (skipped: done before)' if r['skipped'] else ''))
+    """The end-of-run table: input, layer (and seed), final loss, Spearman at layer, same class, passed.
+
+    ``passed`` reads ``class only`` when no null distribution was given (only the
+    class criterion could be checked).
+    """
+    return table([(r['input'], results.result_key(r['layer'], r.get('seed', 0)), '%.4g' % r['loss'],
+                   '%.4f' % r['spearman'], str(r['same_class']), _passed_text(r), _status_text(r))
                   for r in rows],
                  ['input', 'layer', 'final_loss', 'spearman', 'same_class', 'passed', 'status'])
 

@@ -85,8 +85,10 @@ def result_figure(network, result_path, out_path):
 
     plt = _plt()
     res = results.read_result(result_path)
-    layers = [k for k in res if k != '_file']
-    layers.sort(key=lambda n: network.metamer_layers.index(n) if n in network.metamer_layers else 99)
+    # Group names: the layer, plus @seed<N> for further seeds (results.result_key).
+    order = {name: results.layer_and_seed(name, res[name]['attrs']) for name in res if name != '_file'}
+    layers = sorted(order, key=lambda n: (network.metamer_layers.index(order[n][0])
+                                          if order[n][0] in network.metamer_layers else 99, order[n][1]))
     first = res[layers[0]]['datasets']
     audio_stimulus = network.modality == 'audio' and first['metamer'].shape == tuple(network.input_shape)
     has_cochleagram = 'cochleagram' in network.stages

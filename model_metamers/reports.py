@@ -50,13 +50,11 @@ def collect(results_dir, note=None):
     records = []
     for path, res in found:
         network = res['_file'].get('network', '')
-        for layer, entry in res.items():
-            if layer == '_file':
-                continue
+        for layer, seed, entry in _results.entries(res):  # every seed's metamer counts
             ds, attrs = entry['datasets'], entry['attrs']
             sha1 = attrs.get('weights_sha1')
             records.append({
-                'input': os.path.splitext(os.path.basename(path))[0], 'layer': layer,
+                'input': os.path.splitext(os.path.basename(path))[0], 'layer': layer, 'seed': seed,
                 'network': network.decode() if isinstance(network, bytes) else str(network),
                 'weights_sha1': sha1.decode() if isinstance(sha1, bytes) else sha1,
                 'rho': dict(zip(_decode(ds['spearman_layers']), ds['spearman_all_layers'])),

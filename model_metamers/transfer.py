@@ -73,9 +73,7 @@ def load_metamers(results_dir, note=None):
     out = []
     for path, res in found:
         stem = os.path.splitext(os.path.basename(path))[0]
-        for layer, entry in res.items():
-            if layer == '_file':
-                continue
+        for layer, _, entry in _results.entries(res):  # every seed's metamer of the input
             ds = entry['datasets']
             if entry['attrs'].get('domain') in ('cochleagram', b'cochleagram'):
                 natural = ds.get('natural_waveform', ds['natural'])

@@ -127,7 +127,7 @@ def test_a_run_killed_before_assembling_is_completed_by_the_rerun(tmp_path, net,
     settings = _settings(tmp_path, sounds[:1], iterations=20, log_every=10, figures=False)
     real_assemble = results.assemble
 
-    def killed(*args):
+    def killed(*args, **kwargs):
         raise KeyboardInterrupt()
 
     monkeypatch.setattr(results, 'assemble', killed)

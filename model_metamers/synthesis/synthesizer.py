@@ -8,9 +8,13 @@ Typical use::
     synth.synthesize(iterations=15000)
     synth.metamer, synth.history['loss'], synth.save('run.h5')
 
-A batch of natural stimuli is optimised together; every stimulus gets exactly
-the update it would get alone (the loss is a sum of per-stimulus losses, and
-the optimiser is elementwise).
+A batch of natural stimuli is optimised together; every stimulus gets the
+update it would get alone (the loss is a sum of per-stimulus losses, and the
+optimiser is elementwise), and stops alone: a stimulus whose loss converges
+(``stop_threshold``) or becomes non-finite is frozen while the others go on.
+The arithmetic is the same up to kernel round-off, which does depend on the
+batch size on CPUs (oneDNN and Eigen pick their blocking by batch size; see
+BUILD_NOTES.md, "Batch vs single").
 """
 
 import hashlib
@@ -24,7 +28,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from model_metamers.fileio import atomic_path
+from model_metamers.fileio import write_h5
 from model_metamers import __version__
 from model_metamers.synthesis import noise as _noise
 from model_metamers.synthesis.procedures import PROCEDURES, make_procedure
@@ -164,9 +168,15 @@ class MetamerSynthesizer:
         self.snapshot_steps = []
         self.status = 'initialised'
         self.message = ''
-        self._last_good = (0, initial)
+        # Per stimulus: still optimised?, the step it stopped at, its status and message.
+        self.active = np.ones(self.batch_size, bool)
+        self.stopped_at = [None] * self.batch_size
+        self.stimulus_status = ['initialised'] * self.batch_size
+        self.stimulus_message = [''] * self.batch_size
+        self._last_good = (np.zeros(self.batch_size, np.int64), initial)
         self._prev_logged_x = initial
         self._elapsed = 0.0
+        self.annotations = {}  # saved with the state (json), not part of the run's identity
         self._build_functions()
 
     # ------------------------------------------------------------------ setup
@@ -287,10 +297,39 @@ class MetamerSynthesizer:
         self.history['change_norm'].append(change)
         self.history['learning_rate'].append(float(self.procedure.step_size(self.step).numpy()))
         self.history['time_s'].append(self._elapsed)
-        finite = np.all(np.isfinite(loss)) and np.all(np.isfinite(x))
-        if finite:
-            self._last_good = (self.step, x)
+        finite = np.isfinite(loss) & np.all(np.isfinite(x.reshape(self.batch_size, -1)), axis=1)
+        good_steps, good_x = self._last_good
+        where = finite.reshape((-1,) + (1,) * (x.ndim - 1))
+        self._last_good = (np.where(finite, self.step, good_steps), np.where(where, x, good_x))
         return loss, finite
+
+    def _freeze(self, before):
+        """Put the stopped stimuli back to ``before`` (``(x, state)`` ahead of the chunk just run)."""
+        x_old, state_old = before
+        mask = tf.constant(self.active)
+
+        def keep(new, old):
+            if not new.shape.rank or new.shape[0] != self.batch_size:
+                return new  # shared (beta powers): only the running stimuli use them
+            return tf.where(tf.reshape(mask, [-1] + [1] * (new.shape.rank - 1)), new, old)
+
+        self._x = keep(self._x, x_old)
+        self._state = {k: keep(v, state_old[k]) for k, v in self._state.items()}
+
+    def _stop_diverged(self, bad):
+        """Freeze the stimuli ``bad`` (bool ``[batch]``) at their last finite snapshot."""
+        good_steps, good_x = self._last_good
+        x = self._x.numpy()
+        x[bad] = good_x[bad]
+        self._x = tf.constant(x)
+        for k in np.flatnonzero(bad):
+            self.active[k] = False
+            self.stopped_at[k] = self.step
+            self.stimulus_status[k] = 'diverged'
+            self.stimulus_message[k] = ('loss became non-finite by iteration %d; kept the last finite '
+                                        'snapshot (iteration %d); try a smaller learning rate'
+                                        % (self.step, good_steps[k]))
+            warnings.warn(self.stimulus_message[k], RuntimeWarning)
 
     def synthesize(self, iterations=None, checkpoint_path=None, checkpoint_every=None,
                    stop_threshold=None, stop_window=None, progress=None, progress_every=100):
@@ -303,9 +342,10 @@ class MetamerSynthesizer:
             this run, the run resumes from it, and it is rewritten every
             ``checkpoint_every`` iterations (default ``log_every``). A resumed
             run ends bit-identical to an uninterrupted one.
-          stop_threshold, stop_window: optional convergence stop: stop at a log
-            point once the relative loss decrease over the last ``stop_window``
-            iterations is below ``stop_threshold`` for every stimulus.
+          stop_threshold, stop_window: optional convergence stop: a stimulus stops
+            at a log point once its relative loss decrease over the last
+            ``stop_window`` iterations is below ``stop_threshold``; the run ends
+            when every stimulus has stopped (or at ``iterations``).
           progress: optional callable ``progress(step, iterations, mean_loss, it_per_s)``.
           progress_every: iterations between progress calls.
 
@@ -328,59 +368,98 @@ class MetamerSynthesizer:
             raise SynthesisError('stop_window (%d) must be a multiple of log_every (%d)'
                                  % (stop_window, self.log_every))
         self.status = 'running'
+        self.stimulus_status = ['running' if a else st for a, st in zip(self.active, self.stimulus_status)]
         if not self.history['step']:
             self._log()
         boundaries = [b for b in (self.log_every, checkpoint_every if checkpoint_path else 0,
                                   progress_every if progress else 0) if b]
-        while self.step < iterations:
+        while self.step < iterations and self.active.any():
             n = iterations - self.step
             for b in boundaries:
                 n = min(n, b - self.step % b)
             t0 = time.perf_counter()
+            before = None if self.active.all() else (self._x, self._state)
             total = self._run_chunk(n)
+            if before is not None:  # stopped stimuli stay as they stopped
+                self._freeze(before)
             self.step += n
             at_log = (self.log_every and self.step % self.log_every == 0) or self.step == iterations
             if at_log:
                 loss, finite = self._log()
             self._elapsed += time.perf_counter() - t0
-            if at_log and not finite:
-                good_step, good_x = self._last_good
-                self._x = tf.constant(good_x)
-                self.status = 'diverged'
-                self.message = ('loss became non-finite by iteration %d; kept the last finite '
-                                'snapshot (iteration %d); try a smaller learning rate'
-                                % (self.step, good_step))
-                warnings.warn(self.message, RuntimeWarning)
-                break
+            if at_log and not np.all(finite[self.active]):
+                self._stop_diverged(self.active & ~finite)
+                if not self.active.any():
+                    break
             if at_log and self.log_every and self.step % self.log_every == 0:
                 self.snapshots.append(self._x.numpy())
                 self.snapshot_steps.append(self.step)
             if progress:
                 progress(self.step, iterations, float(total.numpy()) / self.batch_size,
                          n / max(time.perf_counter() - t0, 1e-9))
-            if checkpoint_path and (self.step % checkpoint_every == 0 or self.step == iterations):
+            if at_log and stop_threshold is not None:
+                done = self.active & self._converged(stop_threshold, stop_window)
+                for k in np.flatnonzero(done):
+                    self.active[k] = False
+                    self.stopped_at[k] = self.step
+                    self.stimulus_status[k] = 'converged'
+                    self.stimulus_message[k] = ('stopped at iteration %d: relative loss change below %g'
+                                                % (self.step, stop_threshold))
+            if checkpoint_path and (self.step % checkpoint_every == 0 or self.step == iterations
+                                    or not self.active.all()):
                 self.save(checkpoint_path)
-            if at_log and stop_threshold is not None and self._converged(stop_threshold, stop_window):
-                self.status = 'converged'
-                self.message = 'stopped at iteration %d: relative loss change below %g' % (
-                    self.step, stop_threshold)
-                break
-        if self.status == 'running':
-            self.status = 'finished'
-        if self.snapshot_steps[-1:] != [self.step] and self.status != 'diverged':
+        self.stimulus_status = ['finished' if st == 'running' else st for st in self.stimulus_status]
+        statuses = set(self.stimulus_status)
+        first = {st: self.stimulus_message[self.stimulus_status.index(st)] for st in statuses}
+        if 'diverged' in statuses:
+            self.status, self.message = 'diverged', first['diverged']
+        elif statuses == {'converged'}:
+            self.status, self.message = 'converged', self.stimulus_message[int(np.argmax(
+                [s or 0 for s in self.stopped_at]))]
+        else:
+            self.status, self.message = 'finished', ''
+        if self.snapshot_steps[-1:] != [self.step] and statuses != {'diverged'}:
             self.snapshots.append(self._x.numpy())
             self.snapshot_steps.append(self.step)
         return self.metamer
 
     def _converged(self, threshold, window):
+        """Per stimulus (bool ``[batch]``): relative loss decrease over ``window`` below ``threshold``."""
         steps = self.history['step']
         window = window or self.log_every
         if not steps or steps[-1] - window < 0 or (steps[-1] - window) not in steps:
-            return False
-        old = self.history['loss'][steps.index(steps[-1] - window)]
-        new = self.history['loss'][-1]
+            return np.zeros(self.batch_size, bool)
+        old = np.asarray(self.history['loss'][steps.index(steps[-1] - window)])
+        new = np.asarray(self.history['loss'][-1])
         rel = (old - new) / np.maximum(np.abs(old), 1e-30)
-        return bool(np.all(rel < threshold))
+        return np.asarray(rel < threshold)
+
+    def record(self, k):
+        """What stimulus ``k`` of the batch got, as if it had been run alone (up to round-off).
+
+        Its history and snapshots end where it stopped (converged or diverged), so the
+        record does not depend on when its batch mates stopped. Returns a dict with
+        ``metamer``, ``loss``, ``loss_steps``, ``grad_norm``, ``change_norm``,
+        ``learning_rates``, ``snapshots`` (``[n] + shape``), ``snapshot_steps``,
+        ``iterations``, ``status``, ``message`` and ``elapsed_s``.
+        """
+        stop = self.stopped_at[k] if self.stopped_at[k] is not None else self.step
+        steps = np.asarray(self.history['step'], np.int64)
+        keep = steps <= stop
+        snap_steps = np.asarray(self.snapshot_steps, np.int64)
+        # A run that diverges keeps no snapshot of the step it diverged at.
+        snap_keep = (snap_steps < stop) if self.stimulus_status[k] == 'diverged' else (snap_steps <= stop)
+        shape = self._x.shape[1:]
+        snapshots = (np.stack(self.snapshots)[snap_keep, k] if self.snapshots
+                     else np.zeros((0,) + tuple(shape), np.float32))
+        return {'metamer': self.metamer[k], 'loss': self.loss[keep, k], 'loss_steps': steps[keep],
+                'grad_norm': np.asarray(self.history['grad_norm'])[keep, k],
+                'change_norm': np.asarray(self.history['change_norm'])[keep, k],
+                'learning_rates': np.asarray(self.history['learning_rate'])[keep],
+                'snapshots': snapshots, 'snapshot_steps': snap_steps[snap_keep],
+                'iterations': int(stop), 'status': self.stimulus_status[k],
+                'message': self.stimulus_message[k],
+                'elapsed_s': float(np.asarray(self.history['time_s'])[keep][-1])}
 
     # ------------------------------------------------------------- results
     @property
@@ -403,28 +482,35 @@ class MetamerSynthesizer:
     # -------------------------------------------------------- save / resume
     def save(self, path):
         """Write the whole run state to HDF5 atomically; :meth:`load` / resume read it."""
-        with atomic_path(path, '.h5') as tmp:
-            with h5py.File(tmp, 'w') as f:
-                f.attrs['format'] = STATE_FORMAT
-                f.attrs['config'] = json.dumps(self.config(), sort_keys=True)
-                f.attrs['step'] = self.step
-                f.attrs['status'] = self.status
-                f.attrs['elapsed_s'] = self._elapsed
-                f['natural'] = self.natural
-                f['initial'] = self.initial
-                f['x'] = self._x.numpy()
-                f['prev_logged_x'] = self._prev_logged_x
-                f['last_good_x'] = self._last_good[1]
-                f.attrs['last_good_step'] = self._last_good[0]
-                state = f.create_group('optimizer')
-                for k, v in self._state.items():
-                    state[k] = np.asarray(v)
-                hist = f.create_group('history')
-                for k, v in self.history.items():
-                    hist[k] = np.asarray(v)
-                f['snapshot_steps'] = np.asarray(self.snapshot_steps, np.int64)
-                f['snapshots'] = (np.stack(self.snapshots) if self.snapshots
-                                  else np.zeros((0,) + self._x.shape, np.float32))
+        def writer(f):
+            f.attrs['format'] = STATE_FORMAT
+            # What the caller needs to find this state again (generation: the batch's inputs).
+            f.attrs['annotations'] = json.dumps(self.annotations, sort_keys=True)
+            f.attrs['config'] = json.dumps(self.config(), sort_keys=True)
+            f.attrs['step'] = self.step
+            f.attrs['status'] = self.status
+            f.attrs['elapsed_s'] = self._elapsed
+            f['natural'] = self.natural
+            f['initial'] = self.initial
+            f['x'] = self._x.numpy()
+            f['prev_logged_x'] = self._prev_logged_x
+            f['last_good_x'] = self._last_good[1]
+            f.attrs['last_good_step'] = int(np.min(self._last_good[0]))
+            f['last_good_steps'] = np.asarray(self._last_good[0], np.int64)
+            f['active'] = self.active
+            f['stopped_at'] = np.asarray([-1 if s is None else s for s in self.stopped_at], np.int64)
+            f.attrs['stimulus_status'] = json.dumps(self.stimulus_status)
+            f.attrs['stimulus_message'] = json.dumps(self.stimulus_message)
+            state = f.create_group('optimizer')
+            for k, v in self._state.items():
+                state[k] = np.asarray(v)
+            hist = f.create_group('history')
+            for k, v in self.history.items():
+                hist[k] = np.asarray(v)
+            f['snapshot_steps'] = np.asarray(self.snapshot_steps, np.int64)
+            f['snapshots'] = (np.stack(self.snapshots) if self.snapshots
+                              else np.zeros((0,) + self._x.shape, np.float32))
+        write_h5(path, writer)
 
     def _restore(self, path, iterations=None):
         try:
@@ -453,7 +539,14 @@ class MetamerSynthesizer:
             self._elapsed = float(f.attrs['elapsed_s'])
             self._x = tf.constant(f['x'][()])
             self._prev_logged_x = f['prev_logged_x'][()]
-            self._last_good = (int(f.attrs['last_good_step']), f['last_good_x'][()])
+            good_steps = (f['last_good_steps'][()] if 'last_good_steps' in f
+                          else np.full(self.batch_size, int(f.attrs['last_good_step']), np.int64))
+            self._last_good = (good_steps, f['last_good_x'][()])
+            if 'active' in f:  # states written before stimuli stopped one by one run them all
+                self.active = f['active'][()].astype(bool)
+                self.stopped_at = [None if s < 0 else int(s) for s in f['stopped_at'][()]]
+                self.stimulus_status = json.loads(f.attrs['stimulus_status'])
+                self.stimulus_message = json.loads(f.attrs['stimulus_message'])
             self._state = {k: tf.constant(f['optimizer'][k][()]) for k in f['optimizer']}
             self.history = {k: [np.asarray(v) if np.ndim(v) else v.item() for v in f['history'][k][()]]
                             for k in f['history']}
