@@ -744,7 +744,7 @@ def _row(stem, layer, attrs, skipped=False, note=''):
     return {'input': stem, 'layer': layer, 'seed': int(attrs.get('seed', 0)),
             'loss': float(attrs.get('final_loss', np.nan)),
             'spearman': float(attrs['spearman_matched']), 'same_class': attrs['same_class'],
-            'passed': bool(attrs['passed']),
+            'passed': bool(attrs['passed']), 'null_max': float(attrs.get('null_max', np.nan)),
             # Without a null distribution only the class criterion was checked.
             'class_only': bool(np.isnan(float(attrs.get('null_max', np.nan)))),
             'status': str(attrs.get('status', '')),
@@ -777,15 +777,24 @@ def _status_text(row):
 
 
 def summary_table(rows):
-    """The end-of-run table: input, layer (and seed), final loss, Spearman at layer, same class, passed.
+    """The end-of-run table: input, layer (and seed), final loss, Spearman at layer, the null's
+    maximum there, same class, passed.
 
     ``passed`` reads ``class only`` when no null distribution was given (only the
     class criterion could be checked).
     """
     return table([(r['input'], results.result_key(r['layer'], r.get('seed', 0)), '%.4g' % r['loss'],
-                   '%.4f' % r['spearman'], str(r['same_class']), _passed_text(r), _status_text(r))
+                   '%.4f' % r['spearman'], _null_max_text(r), str(r['same_class']), _passed_text(r),
+                   _status_text(r))
                   for r in rows],
-                 ['input', 'layer', 'final_loss', 'spearman', 'same_class', 'passed', 'status'])
+                 ['input', 'layer', 'final_loss', 'spearman', 'null_max', 'same_class', 'passed',
+                  'status'])
+
+
+def _null_max_text(row):
+    """The null's maximum a metamer's rho must exceed; '-' without a null distribution."""
+    value = row.get('null_max', np.nan)
+    return '-' if np.isnan(value) else '%.4f' % value
 
 
 def _multi_gpu_strategy(batch_size):

@@ -79,6 +79,26 @@ def _draw_cochleagram(ax, coch, axes, first):
         ax.set_ylabel('frequency (Hz)', fontsize=7)
 
 
+def _rho_against_null(ax, layers, attrs):
+    """Each metamer's rho at its matched layer beside the null distribution's maximum there."""
+    x = np.arange(len(layers))
+    rho = [float(a['spearman_matched']) for a in attrs]
+    null = np.array([float(a.get('null_max', np.nan)) for a in attrs])
+    colours = ['tab:green' if a['passed'] else 'tab:red' for a in attrs]
+    ax.scatter(x, rho, c=colours, zorder=3, label='metamer rho (green: passed, red: failed)')
+    if np.any(np.isfinite(null)):
+        ax.scatter(x, null, marker='_', s=600, color='k', zorder=2, label='null maximum')
+    else:
+        ax.text(0.5, 0.1, 'no null distribution: passed = same class only', transform=ax.transAxes,
+                ha='center', fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels(layers, fontsize=7)
+    ax.set_xlim(-0.5, len(layers) - 0.5)
+    ax.set_ylim(min(-0.05, min(rho) - 0.05), 1.05)
+    ax.set_ylabel('Spearman rho\n(matched layer)', fontsize=7)
+    ax.legend(fontsize=6, loc='lower right')
+
+
 def result_figure(network, result_path, out_path):
     """One figure per input: natural and metamers (cochleagrams for audio) and the Spearman matrix."""
     from model_metamers import results
@@ -111,8 +131,8 @@ def result_figure(network, result_path, out_path):
             _draw_cochleagram(ax, x, coch_axes, first)
 
     panels = [('natural', first['natural'])] + [(layer, res[layer]['datasets']['metamer']) for layer in layers]
-    fig = plt.figure(figsize=(2.6 * len(panels), 5.9))
-    grid = fig.add_gridspec(2, len(panels), height_ratios=[1, 1.2])
+    fig = plt.figure(figsize=(2.6 * len(panels), 7.9))
+    grid = fig.add_gridspec(3, len(panels), height_ratios=[1, 1.2, 0.7])
     for col, (name, x) in enumerate(panels):
         ax = fig.add_subplot(grid[0, col])
         draw(ax, x, col == 0)
@@ -138,6 +158,7 @@ def result_figure(network, result_path, out_path):
     ax.set_ylabel('generation layer')
     ax.set_xlabel('measured layer (Spearman rho, metamer vs natural)')
     fig.colorbar(im, ax=ax, fraction=0.02)
+    _rho_against_null(fig.add_subplot(grid[2, :]), layers, [res[layer]['attrs'] for layer in layers])
     fig.suptitle('%s: %s' % (network.name, os.path.basename(result_path)))
     _save(fig, out_path)
     plt.close(fig)

@@ -22,6 +22,7 @@ ACCEPTANCE_ITERATIONS = int(os.environ.get('MODEL_METAMERS_ACCEPTANCE_ITERATIONS
 
 
 SHIPPED_KWS = os.path.join(REPO, 'checkpoints', 'kws_2d.weights.h5')
+SHIPPED_NULL = os.path.join(REPO, 'checkpoints', 'kws_2d.null.h5')
 
 
 def _run(args, tmp_path, checkpoint_dir=None):
@@ -67,6 +68,7 @@ def test_demo_runs_the_shipped_trained_kws_2d(tmp_path):
     shipped = tmp_path / 'checkpoints'
     shipped.mkdir()
     os.symlink(SHIPPED_KWS, str(shipped / 'kws_2d.weights.h5'))
+    os.symlink(SHIPPED_NULL, str(shipped / 'kws_2d.null.h5'))
     out = _run(['--demo', '--iterations=6', '--log_every=3', '--figures=false'], tmp_path, shipped)
     assert 'demo: kws_2d, weights=%s, layers conv_1,fc_intermediate' % (shipped / 'kws_2d.weights.h5') in out
     with h5py.File(str(tmp_path / 'kws_2d' / 'demo_keyword_yes.h5'), 'r') as f:
@@ -75,6 +77,16 @@ def test_demo_runs_the_shipped_trained_kws_2d(tmp_path):
         assert group['metamer'].shape == (16000,) and int(group.attrs['iterations']) == 6
         # The trained network hears the natural "yes" as "yes".
         assert group.attrs['natural_class_name'] in ('yes', b'yes')
+        # ... and validates by the paper's criterion against the shipped null
+        null_max = {layer: float(f[layer].attrs['null_max']) for layer in f}
+        assert 'null max' in str(group.attrs['criterion'])
+    with h5py.File(SHIPPED_NULL, 'r') as f:
+        for layer, value in null_max.items():
+            assert value == pytest.approx(float(np.max(f[layer]['spearman'][()])))
+    rows = [line.split() for line in out.splitlines() if line.startswith('demo_keyword_yes')]
+    assert sorted(row[1] for row in rows) == ['conv_1', 'fc_intermediate']
+    for row in rows:  # the summary shows rho beside the null's maximum
+        assert row[4] == '%.4f' % null_max[row[1]], out
 
 
 def test_demo_prefers_a_converted_paper_network(tmp_path, monkeypatch):

@@ -395,7 +395,7 @@ def test_class_only_passes_are_marked_and_warned_once(tmp_path, net, sounds):
     assert sum('null distribution' in line for line in said) == 1
     assert any(r['passed'] for r in rows)
     lines = summary_table(rows).splitlines()
-    passed = [re.split(r'\s{2,}', line)[5] for line in lines[2:]]
+    passed = [re.split(r'\s{2,}', line)[6] for line in lines[2:]]
     assert passed == ['class only' if r['passed'] else 'False' for r in rows]
     said.clear()  # turned off on purpose: still said once
     generate(_settings(tmp_path / 'none', sounds[:2], null_distribution='none'), network=net,
