@@ -131,8 +131,8 @@ def result_figure(network, result_path, out_path):
             _draw_cochleagram(ax, x, coch_axes, first)
 
     panels = [('natural', first['natural'])] + [(layer, res[layer]['datasets']['metamer']) for layer in layers]
-    fig = plt.figure(figsize=(2.6 * len(panels), 7.9))
-    grid = fig.add_gridspec(3, len(panels), height_ratios=[1, 1.2, 0.7])
+    fig = plt.figure(figsize=(2.6 * len(panels), 8.6))
+    grid = fig.add_gridspec(3, len(panels), height_ratios=[1, 1.2, 0.7], hspace=0.8)
     for col, (name, x) in enumerate(panels):
         ax = fig.add_subplot(grid[0, col])
         draw(ax, x, col == 0)
