@@ -533,15 +533,21 @@ def generate(settings, network=None, log=None):
     weights_id = weights_fingerprint(weights)
     if null is not None:
         from model_metamers.null_distribution import NullMismatchError, check_matches
-        try:
-            check_matches(published_nulls.null_record(null_path), network.name, weights_id, source=null_path)
-        except NullMismatchError as exc:
-            raise GenerationError(str(exc)) from None
         missing = [layer for layer in layers
                    if layer not in null and network.resolve(layer) not in null]
-        if missing:
-            raise GenerationError('null distribution %s has no layer(s) %s'
-                             % (null_path, ', '.join(missing)))
+        try:
+            check_matches(published_nulls.null_record(null_path), network.name, weights_id, source=null_path)
+            if missing:
+                raise GenerationError('null distribution %s has no layer(s) %s'
+                                      % (null_path, ', '.join(missing)))
+        except (NullMismatchError, GenerationError) as exc:
+            if settings.null_distribution != 'auto':
+                raise GenerationError(str(exc)) from None
+            # Found by 'auto', not asked for: other weights (or layers) than the null's are no error,
+            # they only cannot be validated against it.
+            log('not using %s: %s; metamers are validated by the predicted class only'
+                % (null_path, str(exc).split(';')[0]))
+            null = null_path = None
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
     seed = settings.seed
     if not jobs:

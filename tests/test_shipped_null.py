@@ -53,6 +53,12 @@ def test_auto_uses_the_shipped_null_and_other_weights_refuse_it(tmp_path, monkey
     other = str(tmp_path / 'other.weights.h5')
     weights_io.save_weights(build('kws_2d', weights='random', seed=1).model, other,
                             attrs={'network': 'kws_2d'})
+    settings = _settings(tmp_path / 'out2', weights=other)
+    settings.null_distribution = NULL  # asked for by name: an error
     with pytest.raises(GenerationError, match='other weights') as error:
-        generate(_settings(tmp_path / 'out2', weights=other), log=lambda msg: None)
+        generate(settings, log=lambda msg: None)
     assert len(str(error.value).splitlines()) == 1
+    said = []  # found by 'auto': not used, said once, validated by the class only
+    rows = generate(_settings(tmp_path / 'out3', weights=other), log=said.append)
+    assert [line for line in said if line.startswith('not using %s' % NULL)]
+    assert np.isnan(rows[0]['null_max'])
