@@ -312,14 +312,21 @@ def test_untrained_network_loads_only_weights_files(converted, word_reference):
 @pytest.fixture(scope='module')
 def renamed_checkpoint(word_reference, tmp_path_factory):
     """The word checkpoint with batch_norm_1 stored as batch_normalization_1 (written by SaveV2)."""
-    reader = tf.train.load_checkpoint(word_reference.prefix)
-    names, tensors = [], []
-    for name in sorted(reader.get_variable_to_shape_map()):
-        names.append(name.replace('/batch_norm_1/', '/batch_normalization_1/'))
-        tensors.append(tf.constant(reader.get_tensor(name)))
-    prefix = str(tmp_path_factory.mktemp('renamed') / 'model.ckpt')
+    values = {name.replace('/batch_norm_1/', '/batch_normalization_1/'): value
+              for name, value in _checkpoint_values(word_reference.prefix).items()}
+    return _save_checkpoint(str(tmp_path_factory.mktemp('renamed') / 'model.ckpt'), values)
+
+
+def _checkpoint_values(prefix):
+    reader = tf.train.load_checkpoint(prefix)
+    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
+
+
+def _save_checkpoint(prefix, values):
+    """A V2 checkpoint of ``{name: array}`` written by the raw SaveV2 op; returns the prefix."""
+    names = sorted(values)
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
-                      tensors=tensors)
+                      tensors=[tf.constant(values[n]) for n in names])
     return prefix
 
 
@@ -351,15 +358,10 @@ def test_renamed_variable_loads_with_name_map_override(renamed_checkpoint, loade
 def extra_batch_norm_checkpoint(word_reference, tmp_path_factory):
     """The word checkpoint plus a fourth batch norm (brain_network/batch_norm_3/...) that the
     Keras model does not have, as a checkpoint of a network with one more layer would hold."""
-    reader = tf.train.load_checkpoint(word_reference.prefix)
-    values = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
+    values = _checkpoint_values(word_reference.prefix)
     for var in ('gamma', 'beta', 'moving_mean', 'moving_variance'):
         values['brain_network/batch_norm_3/%s' % var] = np.ones(512, np.float32)
-    names = sorted(values)
-    prefix = str(tmp_path_factory.mktemp('extra_bn') / 'model.ckpt')
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[''] * len(names),
-                      tensors=[tf.constant(values[n]) for n in names])
-    return prefix
+    return _save_checkpoint(str(tmp_path_factory.mktemp('extra_bn') / 'model.ckpt'), values)
 
 
 def test_unused_network_variables_are_an_error(extra_batch_norm_checkpoint, tmp_path):

@@ -1,74 +1,14 @@
 """The checkpoint fetcher against a local HTTP server (127.0.0.1, in a thread) serving test tarballs."""
 
 import hashlib
-import http.server
 import io
 import os
 import tarfile
-import threading
 
 import numpy as np
 import pytest
 
 from model_metamers import fetch
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files``; honours ``Range: bytes=N-`` (206) unless ``server.ignore_range``.
-
-    ``server.cut`` lists byte counts: the n-th response sends only that many
-    body bytes (after announcing the full length) and drops the connection.
-    """
-
-    protocol_version = 'HTTP/1.1'
-
-    def do_GET(self):  # noqa: N802
-        server = self.server
-        server.requests.append((self.path, self.headers.get('Range')))
-        data = server.files.get(self.path)
-        if data is None:
-            self.send_error(404, 'Not Found')
-            return
-        start = 0
-        rng = self.headers.get('Range')
-        if rng and not server.ignore_range:
-            start = int(rng.split('=', 1)[1].split('-', 1)[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header('Content-Range', 'bytes */%d' % len(data))
-                self.send_header('Content-Length', '0')
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, len(data) - 1, len(data)))
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        if server.cut:
-            body = body[:server.cut.pop(0)]
-            self.wfile.write(body)
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    srv.files, srv.requests, srv.cut, srv.ignore_range = {}, [], [], False
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    srv.url = 'http://127.0.0.1:%d' % srv.server_address[1]
-    yield srv
-    srv.shutdown()
-    srv.server_close()
 
 
 def _tarball(members, prefix=''):

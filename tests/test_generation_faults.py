@@ -28,14 +28,7 @@ def net():
 
 @pytest.fixture(scope='module')
 def sounds(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('sounds')
-    rng = np.random.RandomState(0)
-    paths = []
-    for i in range(3):
-        path = str(folder / ('word%d.wav' % i))
-        scipy.io.wavfile.write(path, 2000, (rng.randn(4000) * 0.2).astype(np.float32))
-        paths.append(path)
-    return paths
+    return toy_networks.write_toy_sounds(tmp_path_factory.mktemp('sounds'), 3, 0, 'word')
 
 
 def _settings(out, inputs, **kw):

@@ -8,12 +8,10 @@ nothing run; and the audio tarball goes from ``fetch`` to validated metamers
 with no other flag than ``--network``.
 """
 
-import http.server
 import os
 import pickle
 import subprocess
 import sys
-import threading
 
 import h5py
 import numpy as np
@@ -189,33 +187,7 @@ def test_null_convert_writes_the_hdf5_form(tmp_path):
 
 
 # ------------------------------------------------------------------ fetch -> metamers
-class _Files(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        data = self.server.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def loopback():
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Files)
-    srv.files = {}
-    thread = threading.Thread(target=srv.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def test_fetch_then_generation_with_no_other_flag(loopback, tmp_path):
+def test_fetch_then_generation_with_no_other_flag(server, tmp_path):
     """The audio tarball with its published member names -> fetch -> run_generation: converted
     on first use (with a progress line), the published null found, the paper's criterion on."""
     staging = tmp_path / 'staging'
@@ -234,8 +206,8 @@ def test_fetch_then_generation_with_no_other_flag(loopback, tmp_path):
     tarball = str(tmp_path / 'metamers_audio_models_network_files.tar.gz')
     release.write_audio_tarball(tarball, {name: str(staging / name) for name in os.listdir(staging)})
     with open(tarball, 'rb') as f:
-        loopback.files['/metamers_audio_models_network_files.tar.gz'] = f.read()
-    url = 'http://127.0.0.1:%d/metamers_audio_models_network_files.tar.gz' % loopback.server_address[1]
+        server.files['/metamers_audio_models_network_files.tar.gz'] = f.read()
+    url = server.url + '/metamers_audio_models_network_files.tar.gz'
     checkpoints_dir = tmp_path / 'checkpoints'
     env = _env(MODEL_METAMERS_CHECKPOINT_DIR=str(checkpoints_dir))
     got = subprocess.run([sys.executable, '-m', 'model_metamers.fetch', '--network=word_reduced_aliasing',

@@ -1,6 +1,8 @@
 """Tiny registered networks for end-to-end tests of the CLIs (fast on 2 CPU cores)."""
 
 import keras
+import numpy as np
+import scipy.io.wavfile
 
 from model_metamers import networks
 from model_metamers.networks.base import MetamerNetwork
@@ -28,3 +30,15 @@ def build_toy_audio(weights='random', seed=0, n_samples=4000, sample_rate=2000):
 
 
 networks.register('toy_audio', 'tests.toy_networks', 'build_toy_audio', 'audio', 'test network')
+
+
+def write_toy_sounds(folder, count, seed, stem):
+    """``count`` white-noise WAVs (4000 samples at 2 kHz, the toy audio network's input, RMS 0.2)
+    named ``<stem><i>.wav`` in ``folder``; returns their paths."""
+    rng = np.random.RandomState(seed)
+    paths = []
+    for i in range(count):
+        path = str(folder / ('%s%d.wav' % (stem, i)))
+        scipy.io.wavfile.write(path, 2000, (rng.randn(4000) * 0.2).astype(np.float32))
+        paths.append(path)
+    return paths
