@@ -20,7 +20,7 @@ from model_metamers import null_distribution as nd
 from model_metamers import reports, resources, validation
 from model_metamers.generation import GenerationError, GenerationSettings, generate, summary_table
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.synthesis import Feather2023, MetamerSynthesizer, SynthesisError
+from model_metamers.synthesis import Feather2023, MetamerSynthesizer, SynthesisError, noise
 from tests import toy_networks
 from tests.conftest import REPO
 
@@ -53,6 +53,10 @@ def test_initial_noise_is_the_2023_scripts_own():
     want = np.clip(np.random.RandomState(seed).randn(48) / 20 + 0.5, 0, 1)
     np.testing.assert_allclose(image.initial[0], want, rtol=1e-6)
     assert 'N(0.5, 0.05^2) clamped' in image.config()['initial_noise']
+    # The clamp itself (never reached at sd 0.05): a wide draw ends up in [0, 1].
+    wide = noise.gaussian_image_noise((500,), seed=seed, sd=1.0)
+    np.testing.assert_allclose(wide, np.clip(np.random.RandomState(seed).randn(500) + 0.5, 0, 1), rtol=1e-6)
+    assert wide.min() == 0.0 and wide.max() == 1.0
 
     # The 2019 procedure keeps its uniform [0.5, 0.6) start.
     old = MetamerSynthesizer(toy('image'), np.full(48, 0.3, np.float32), 'relu1', seed=seed)
