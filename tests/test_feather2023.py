@@ -331,3 +331,29 @@ def test_cli_flags(tmp_path):
         attrs = dict(f['conv_0'].attrs)
     assert attrs['iterations'] == 4 and not attrs['modified_relu'] and attrs['stages'] == 2
     assert attrs['null_max_snr_db'] > 0 and 'ratio of norms' in attrs['snr_db_definition']
+
+
+@pytest.mark.slow  # two subprocesses that import TensorFlow
+def test_null_cli_consecutive_augmented_pairs(tmp_path):
+    data, bg = tmp_path / 'sounds', tmp_path / 'bg'
+    data.mkdir()
+    bg.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(6):
+        scipy.io.wavfile.write(str(data / ('s%d.wav' % i)), 2000, (rng.randn(4000) * 0.1).astype(np.float32))
+    scipy.io.wavfile.write(str(bg / 'b.wav'), 2000, (rng.randn(8000) * 0.1).astype(np.float32))
+    out = tmp_path / 'null.h5'
+    code = ('import sys; sys.argv=["nd"]+sys.argv[1:]; import tests.toy_networks; '
+            'from model_metamers import null_distribution as nd; '
+            'from model_metamers import cli; cli.run(nd.main, nd._define_flags)')
+    args = [sys.executable, '-c', code, '--network=toy_audio', '--weights=random', '--dataset=%s' % data,
+            '--num_pairs=3', '--pairing=consecutive', '--augment', '--output=%s' % out]
+    bad = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 1 and 'Traceback' not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith('error: --augment needs --background_dir')
+    run = subprocess.run(args + ['--background_dir=%s' % bg], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['pairing'] == 'consecutive' and 'background mix' in f.attrs['augment']
+        np.testing.assert_array_equal(f['relu1']['pairs'][()], [[0, 1], [2, 3], [4, 5]])
+        assert f['relu1']['snr_db_2023'].shape == (3,)
