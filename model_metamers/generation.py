@@ -543,7 +543,12 @@ def generate(settings, network=None, log=None):
         try:
             null = validation.load_null(null_path, measures=settings.procedure == 'feather2023')
         except (OSError, ValueError) as exc:
-            raise GenerationError(str(exc)) from None
+            if settings.null_distribution != 'auto' or settings.procedure != 'feather2023':
+                raise GenerationError(str(exc)) from None
+            # Found by 'auto' (e.g. the release's Spearman-only pickle): unusable for the 2023 criterion.
+            log('not using %s: %s; metamers are validated by the predicted class only'
+                % (null_path, str(exc).split(';')[0]))
+            null_path = None
     weights_id = weights_fingerprint(weights)
     if null is not None:
         from model_metamers.null_distribution import NullMismatchError, check_matches

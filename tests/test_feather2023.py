@@ -357,3 +357,23 @@ def test_null_cli_consecutive_augmented_pairs(tmp_path):
         assert f.attrs['pairing'] == 'consecutive' and 'background mix' in f.attrs['augment']
         np.testing.assert_array_equal(f['relu1']['pairs'][()], [[0, 1], [2, 3], [4, 5]])
         assert f['relu1']['snr_db_2023'].shape == (3,)
+
+
+def test_a_spearman_only_null_is_no_2023_null(tmp_path, monkeypatch):
+    net = toy_networks.build_toy_audio()
+    sound = str(tmp_path / 'word.wav')
+    scipy.io.wavfile.write(sound, 2000, (np.random.RandomState(0).randn(4000) * 0.2).astype(np.float32))
+    monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
+    with h5py.File(str(tmp_path / 'toy_audio.null.h5'), 'w') as f:
+        f.create_group('relu1')['spearman'] = [0.1, 0.2]
+    settings = dict(network='toy_audio', weights='random', inputs=[sound], layers=['relu1'],
+                    procedure='feather2023', stage_iterations=1, stages=2, log_every=0, progress=False,
+                    figures=False)
+    lines = []
+    rows = generate(GenerationSettings(output_dir=str(tmp_path / 'a'), **settings), network=net,
+                    log=lines.append)
+    assert any(line.startswith('not using') and 'Spearman rho only' in line for line in lines)
+    assert rows[0]['class_only']
+    with pytest.raises(GenerationError, match='Pearson r and dB SNR'):
+        generate(GenerationSettings(output_dir=str(tmp_path / 'b'), null_distribution=str(
+            tmp_path / 'toy_audio.null.h5'), **settings), network=net)
