@@ -166,7 +166,7 @@ def test_2023_criterion_needs_all_three_above_their_null_max(tmp_path):
 
 def _force_16_choice(logits, offset):
     """helpers_16_choice.force_16_choice: the first class down the ranking that is in a category."""
-    member = {}
+    member = {544: 'oven'}  # 'Dutch oven': its name maps to an oven WNID in the 2023 lookup
     for name, idx in resources.imagenet_16class_indices().items():
         for i in idx:
             member[i] = name
@@ -185,6 +185,10 @@ def test_sixteen_way_is_force_16_choice(offset):
     z[np.array(resources.imagenet_16class_indices()['dog']) + offset] = 3.0
     z[499 + offset] = 3.5
     assert validation.sixteen_way_2023(z, offset) == ['knife']
+    # The 2023 code's name lookup puts class 544 'Dutch oven' (a pot) in 'oven'.
+    assert resources.imagenet_classes()[544] == 'Dutch oven'
+    z[544 + offset] = 4.0
+    assert validation.sixteen_way_2023(z, offset) == ['oven']
 
 
 def test_images_are_validated_by_the_16_way_task():
