@@ -35,7 +35,8 @@ flags.DEFINE_string('weights', 'auto',
                     'file, or an original-format checkpoint prefix')
 flags.DEFINE_string('input', None, 'audio or image file(s): comma-separated paths or a folder; '
                     'default: the demo sound / image shipped with the package')
-flags.DEFINE_integer('iterations', None, 'optimisation steps (default 15000; 24000 for feather2023)')
+flags.DEFINE_integer('iterations', None, 'optimisation steps (default 15000; feather2023: --stages x '
+                     '--stage_iterations = 24000)')
 flags.DEFINE_float('learning_rate', None, "Adam learning rate (default: the network's)")
 flags.DEFINE_integer('seed', 0, 'seed of the initial noise (same noise for every layer)')
 flags.DEFINE_string('output_dir', 'metamers_out', 'results go to <output_dir>/<network>/')
