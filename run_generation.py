@@ -35,7 +35,8 @@ flags.DEFINE_string('weights', 'auto',
                     'file, or an original-format checkpoint prefix')
 flags.DEFINE_string('input', None, 'audio or image file(s): comma-separated paths or a folder; '
                     'default: the demo sound / image shipped with the package')
-flags.DEFINE_integer('iterations', None, 'optimisation steps (default 15000; 24000 for feather2023)')
+flags.DEFINE_integer('iterations', None, 'optimisation steps (default 15000; feather2023: --stages x '
+                     '--stage_iterations = 24000)')
 flags.DEFINE_float('learning_rate', None, "Adam learning rate (default: the network's)")
 flags.DEFINE_integer('seed', 0, 'seed of the initial noise (same noise for every layer)')
 flags.DEFINE_string('output_dir', 'metamers_out', 'results go to <output_dir>/<network>/')
@@ -51,6 +52,12 @@ flags.DEFINE_integer('shard_index', 0, 'which shard this job runs (0-based)')
 flags.DEFINE_string('tensorboard_dir', None, 'write loss curves, Spearman and audio/image summaries here')
 flags.DEFINE_enum('procedure', 'feather2019', ['feather2019', 'feather2023'],
                   'optimisation procedure: the paper (default) or the 2023 follow-up')
+flags.DEFINE_integer('stage_iterations', None, 'feather2023: iterations per stage; the step size is '
+                     'halved after each stage (default 3000; the 2023 scripts\' -I)')
+flags.DEFINE_integer('stages', None, 'feather2023: number of stages (default 8; the 2023 scripts\' -N); '
+                     'the run is stages x stage_iterations unless --iterations says otherwise')
+flags.DEFINE_boolean('modified_relu', True, 'match a ReLU layer through the modified ReLU (gradient '
+                     '1 below zero; the paper\'s choice); --nomodified_relu: through the ReLU itself')
 flags.DEFINE_enum('domain', 'stimulus', ['stimulus', 'cochleagram'],
                   'optimise the stimulus (default) or the cochleagram (audio networks)')
 flags.DEFINE_integer('checkpoint_every', None, 'iterations between saved run states (default: log_every)')
@@ -85,7 +92,8 @@ def settings_from_flags():
         batch_size=FLAGS.batch_size, num_shards=FLAGS.num_shards, shard_index=FLAGS.shard_index,
         tensorboard_dir=FLAGS.tensorboard_dir, procedure=FLAGS.procedure, domain=FLAGS.domain,
         checkpoint_every=FLAGS.checkpoint_every, stop_threshold=FLAGS.stop_threshold,
-        stop_window=FLAGS.stop_window, figures=FLAGS.figures)
+        stop_window=FLAGS.stop_window, figures=FLAGS.figures,
+        stage_iterations=FLAGS.stage_iterations, stages=FLAGS.stages, modified_relu=FLAGS.modified_relu)
     if FLAGS.demo:
         from model_metamers.demo import demo_settings
         demo = demo_settings()

@@ -69,6 +69,10 @@ class GenerationSettings:
     stop_window: int = None
     figures: bool = True
     progress: bool = True
+    # Issue 20: the 2023 schedule (feather2023 only; None = 3000 x 8) and the matched ReLU.
+    stage_iterations: int = None
+    stages: int = None
+    modified_relu: bool = True
 
 
 def _convert_once(network_name, original, path, log):
@@ -257,10 +261,13 @@ def check_settings(settings):
         bad('learning_rate', settings.learning_rate, 'a positive number')
     if int(settings.log_every) < 0:
         bad('log_every', settings.log_every, '0 (no log) or more')
-    for name in ('checkpoint_every', 'stop_window'):
+    for name in ('checkpoint_every', 'stop_window', 'stage_iterations', 'stages'):
         value = getattr(settings, name)
         if value is not None and int(value) < 1:
             bad(name, value, 'at least 1')
+    if settings.procedure == 'feather2019' and (settings.stage_iterations or settings.stages):
+        raise GenerationError('--stage_iterations and --stages set the schedule of '
+                              '--procedure=feather2023; drop them or pass --procedure=feather2023')
     if settings.stop_threshold is not None and not settings.stop_threshold >= 0:
         bad('stop_threshold', settings.stop_threshold, '0 or more')
     if int(settings.num_shards) < 1:
@@ -275,7 +282,7 @@ def check_settings(settings):
 
 _EXAMPLES = dict(seed=0, batch_size=8, iterations=15000, learning_rate=0.001, log_every=1000,
                  checkpoint_every=1000, stop_window=2000, stop_threshold=1e-4, num_shards=10,
-                 shard_index=0)
+                 shard_index=0, stage_iterations=3000, stages=8)
 
 
 def plan_jobs(n_inputs, layers, num_shards=1, shard_index=0):
@@ -293,7 +300,9 @@ def _settings_attrs(settings, synth, weights, weights_id):
             'seed': synth.seeds[0], 'weights': str(weights), 'weights_sha1': weights_id,
             'procedure': synth.procedure.name,
             'domain': synth.domain, 'modified_relu': synth.modified_relu,
-            'log_every': synth.log_every,
+            'log_every': synth.log_every, 'initial_noise': synth.initial_noise,
+            'stage_iterations': getattr(synth.procedure, 'block_length', -1),
+            'stages': getattr(synth.procedure, 'stages', -1),
             'package_version': __version__, 'network': synth.network.name}
 
 
@@ -317,6 +326,10 @@ def _finished_part(path, layer, settings, weights, weights_id, learning_rate):
             and attrs.get('weights_sha1', weights_id) == weights_id
             and attrs.get('procedure') == settings.procedure
             and attrs.get('domain') == settings.domain
+            and bool(attrs.get('modified_relu', True)) == bool(settings.modified_relu)
+            and (settings.procedure != 'feather2023' or (
+                attrs.get('stage_iterations', 3000) == (settings.stage_iterations or 3000)
+                and attrs.get('stages', 8) == (settings.stages or 8)))
             and np.isclose(attrs.get('learning_rate', np.nan), learning_rate))
     return attrs if same else None
 
@@ -341,7 +354,8 @@ def _revalidate_part(path, key, network, null):
     layer, _ = results.layer_and_seed(key, attrs)
     from_stage = network.representation_stage if attrs.get('domain') == 'cochleagram' else None
     val = validation.validate(network, datasets['natural'][None], datasets['metamer'][None], layer,
-                              null=null, from_stage=from_stage)[0]
+                              null=null, from_stage=from_stage,
+                              criterion=results._text(attrs.get('procedure', 'feather2019')))[0]
     new_attrs, new_datasets = _validation_record(network, val)
     attrs.update(new_attrs)
     datasets.update(new_datasets)
@@ -527,9 +541,14 @@ def generate(settings, network=None, log=None):
     null_path = resolve_null(settings.network, settings.null_distribution, log)
     if null_path:
         try:
-            null = validation.load_null(null_path)
+            null = validation.load_null(null_path, measures=settings.procedure == 'feather2023')
         except (OSError, ValueError) as exc:
-            raise GenerationError(str(exc)) from None
+            if settings.null_distribution != 'auto' or settings.procedure != 'feather2023':
+                raise GenerationError(str(exc)) from None
+            # Found by 'auto' (e.g. the release's Spearman-only pickle): unusable for the 2023 criterion.
+            log('not using %s: %s; metamers are validated by the predicted class only'
+                % (null_path, str(exc).split(';')[0]))
+            null_path = None
     weights_id = weights_fingerprint(weights)
     if null is not None:
         from model_metamers.null_distribution import NullMismatchError, check_matches
@@ -651,7 +670,9 @@ def generate(settings, network=None, log=None):
             synth = MetamerSynthesizer(network, natural, layer, procedure=settings.procedure,
                                        learning_rate=lr, seed=seed, domain=settings.domain,
                                        log_every=settings.log_every, jit_compile=settings.jit_compile,
-                                       strategy=use_strategy)
+                                       strategy=use_strategy, modified_relu=settings.modified_relu,
+                                       stage_iterations=settings.stage_iterations,
+                                       stages=settings.stages)
             synth.annotations = {'stems': batch_stems, 'seed': seed, 'layer': layer}
             state = _state_path(network_dir, layer, batch_stems, seed)
             label = '[%d/%d] %s %s' % (layer_no, len(layers), layer,
@@ -665,7 +686,7 @@ def generate(settings, network=None, log=None):
                     log('%s: %s: %s' % (label, batch_stems[k], synth.stimulus_message[k]))
             from_stage = synth._from_stage
             vals = validation.validate(network, synth.natural_representation, synth.metamer, layer,
-                                       null=null, from_stage=from_stage)
+                                       null=null, from_stage=from_stage, criterion=settings.procedure)
             key = results.result_key(layer, seed)
             for k, i in enumerate(batch):
                 val = vals[k]
@@ -756,7 +777,12 @@ def _row(stem, layer, attrs, skipped=False, note=''):
             'status': str(attrs.get('status', '')),
             'natural_class': str(attrs.get('natural_class_name', '')),
             'metamer_class': str(attrs.get('metamer_class_name', '')), 'skipped': skipped,
-            'note': note}
+            'note': note,
+            # The 2023 criterion's other measures (nan for feather2019 results).
+            'pearson': float(attrs.get('pearson_matched', np.nan)),
+            'null_max_pearson': float(attrs.get('null_max_pearson', np.nan)),
+            'snr_db': float(attrs.get('snr_db_matched', np.nan)),
+            'null_max_snr_db': float(attrs.get('null_max_snr_db', np.nan))}
 
 
 def _figure(network, result_path, out_path, log):
@@ -787,14 +813,29 @@ def summary_table(rows):
     maximum there, same class, passed.
 
     ``passed`` reads ``class only`` when no null distribution was given (only the
-    class criterion could be checked).
+    class criterion could be checked). Rows validated by the 2023 criterion add
+    Pearson r and the 2023 dB SNR, each with its null maximum.
     """
+    extra = any(not np.isnan(r.get('pearson', np.nan)) for r in rows)
+
+    def measures(r):
+        if not extra:
+            return ()
+        return tuple(_number_text(r.get(k, np.nan), fmt) for k, fmt in (
+            ('pearson', '%.4f'), ('null_max_pearson', '%.4f'), ('snr_db', '%.2f'),
+            ('null_max_snr_db', '%.2f')))
+
     return table([(r['input'], results.result_key(r['layer'], r.get('seed', 0)), '%.4g' % r['loss'],
-                   '%.4f' % r['spearman'], _null_max_text(r), str(r['same_class']), _passed_text(r),
-                   _status_text(r))
+                   '%.4f' % r['spearman'], _null_max_text(r)) + measures(r)
+                  + (str(r['same_class']), _passed_text(r), _status_text(r))
                   for r in rows],
-                 ['input', 'layer', 'final_loss', 'spearman', 'null_max', 'same_class', 'passed',
-                  'status'])
+                 ['input', 'layer', 'final_loss', 'spearman', 'null_max']
+                 + (['pearson', 'null_max_r', 'snr_db_2023', 'null_max_snr'] if extra else [])
+                 + ['same_class', 'passed', 'status'])
+
+
+def _number_text(value, fmt):
+    return '-' if np.isnan(value) else fmt % value
 
 
 def _null_max_text(row):

@@ -23,8 +23,27 @@ Usage (absl)::
     python -m model_metamers.null_distribution \\
         --convert=word_reduced_aliasing_null_dist_spearman_r.pckl --output=nulls/wra.h5
 
+Pairing (``--pairing``): ``random`` (default; random pairs of distinct stimuli,
+drawn with replacement) or ``consecutive``, the 2023 code's
+(``analysis_scripts/make_null_distributions.py`` as its submit scripts ran it,
+``--no-shuffle``, e.g. 5 splits x 200,000 pairs): pair ``k`` is dataset examples
+``2k`` and ``2k+1`` in order (wrapping round a dataset shorter than
+``2 x num_pairs``), each example used once per pass, and with ``--augment`` each
+example is first put through the training-time augmentation (audio: time shift
+and background mix of :mod:`model_metamers.training.augment`, drawn statelessly
+from ``(seed, example position)`` so shards agree). Shards split the pairs as
+for random pairs, which for consecutive pairs is the 2023 split
+(``STARTIDX = 2 x N x SPLITIDX``)::
+
+    python -m model_metamers.null_distribution --network=... --dataset=train/ \
+        --pairing=consecutive --augment --background_dir=bg/ --num_pairs=1000000 \
+        --num_shards=5 --shard_index=$K --output=nulls/net_2023.h5
+
 Output: HDF5 with one group per layer holding ``spearman``, ``pearson``,
-``snr_db`` (one value per pair) and ``pairs`` (stimulus indices), with
+``snr_db`` (10 log10 of the power ratio), ``snr_db_2023`` (the 2023 code's
+definition, 10 log10 of the ratio of norms; 0 where either activation sums to
+zero, as that code sets it) (one value per pair) and ``pairs`` (stimulus
+indices, the examples' dataset positions for consecutive pairs), with
 attributes (network, weights, weights_sha1, dataset, seed, number of stimuli
 and pairs, feature count). Generation and reports refuse a null made for
 another network or other weights (:func:`check_matches`); ``--merge`` refuses
@@ -45,6 +64,12 @@ FORMAT = 'model_metamers.null.v1'
 
 class NullDistributionError(ValueError):
     """Bad dataset or shard arguments for a null distribution."""
+
+
+PAIRINGS = ('random', 'consecutive')
+SNR_DB_DEFINITION = '10*log10(sum(a^2)/sum((a-b)^2)) [power ratio; a the first of the pair]'
+SNR_DB_2023_DEFINITION = ('10*log10(||a||_2/||a-b||_2) [ratio of norms, Feather 2023 distance_measures.'
+                          'compute_snr_db; 0 when sum(a) or sum(b) is 0, as make_null_distributions.py]')
 
 
 class NullMismatchError(NullDistributionError):
@@ -183,6 +208,7 @@ class LayerSummary:
         self.mean = np.empty(n)
         self.std = np.empty(n)
         self.sumsq = np.empty(n)
+        self.total = np.empty(n)
         for i in range(n):
             a = acts[i].astype(np.float64)
             self.rank_z[i] = standardize(rank_average(a))
@@ -190,6 +216,7 @@ class LayerSummary:
             self.mean[i] = a.mean()
             self.std[i] = a.std()
             self.sumsq[i] = np.dot(a, a)
+            self.total[i] = a.sum()
 
     def pair_statistics(self, pairs, block=256):
         """``(spearman, pearson, snr_db)`` arrays for ``pairs`` ``[P, 2]`` of stimulus indices.
@@ -225,6 +252,17 @@ class LayerSummary:
             snr = 10 * np.log10(self.sumsq[a] / diff)
         return spear, pear, snr
 
+    def snr_db_2023(self, pairs, snr_db):
+        """The 2023 code's dB SNR of ``pairs`` from their power SNR ``snr_db``.
+
+        ``10 log10(||a|| / ||a - b||)`` is half the power SNR; a pair where either
+        activation sums to zero gets 0 (``make_null_distributions.py``).
+        """
+        pairs = np.asarray(pairs, np.int64)
+        out = np.asarray(snr_db, np.float64) / 2.0
+        zero = (self.total[pairs[:, 0]] == 0) | (self.total[pairs[:, 1]] == 0)
+        return np.where(zero, 0.0, out)
+
 
 def sample_pairs(n_stimuli, num_pairs, seed=0):
     """``[num_pairs, 2]`` random pairs of distinct stimulus indices (with replacement across pairs)."""
@@ -235,6 +273,18 @@ def sample_pairs(n_stimuli, num_pairs, seed=0):
     # Shift the second index by 1..n-1 so the two are always different.
     second = (first + rng.integers(1, n_stimuli, num_pairs)) % n_stimuli
     return np.stack([first, second], axis=1)
+
+
+def consecutive_pairs(n_stimuli, num_pairs):
+    """``[num_pairs, 2]``: pair ``k`` is examples ``2k`` and ``2k+1`` (modulo ``n_stimuli``).
+
+    The 2023 null's pairing (consecutive training examples, no shuffle). Example
+    positions, not dataset indices: position ``p`` is dataset example ``p % n_stimuli``.
+    """
+    if n_stimuli < 2:
+        raise NullDistributionError('a null needs at least 2 stimuli, got %d' % n_stimuli)
+    first = 2 * np.arange(num_pairs, dtype=np.int64)
+    return np.stack([first, first + 1], axis=1)
 
 
 def check_settings(num_pairs, seed=0, batch_size=1, num_shards=1):
@@ -265,35 +315,57 @@ def shard_slice(num_pairs, num_shards, shard_index):
 
 # ------------------------------------------------------------------ compute
 def compute_null(network, stimuli, layers=None, num_pairs=1000, seed=0, num_shards=1, shard_index=0,
-                 batch_size=8, log=None):
+                 batch_size=8, log=None, pairing='random', augment=None):
     """Null statistics for this shard's pairs.
 
-    Returns ``{layer: {'spearman', 'pearson', 'snr_db', 'pairs'}}``. Only the
-    stimuli this shard's pairs use are passed through the network.
+    Args:
+      pairing: ``'random'`` (:func:`sample_pairs`) or ``'consecutive'``
+        (:func:`consecutive_pairs`, the 2023 code's).
+      augment: optional ``augment(waveforms [b] + shape, positions [b]) -> [b] + shape``
+        applied to each example before the network (consecutive pairing only:
+        every example position is its own augmented draw).
+
+    Returns ``{layer: {'spearman', 'pearson', 'snr_db', 'snr_db_2023', 'pairs'}}``.
+    Only the stimuli this shard's pairs use are passed through the network.
     """
     log = log or (lambda msg: None)
     check_settings(num_pairs, seed, batch_size, num_shards)
+    if pairing not in PAIRINGS:
+        raise NullDistributionError('--pairing must be one of %s, got %r' % (', '.join(PAIRINGS), pairing))
+    if augment is not None and pairing != 'consecutive':
+        raise NullDistributionError('--augment goes with --pairing=consecutive (the 2023 null); '
+                                    'random pairs reuse stimuli across pairs')
     layers = list(layers) if layers else list(network.metamer_layers)
     if network.logits_stage not in [network.resolve(n) for n in layers]:
         layers.append(network.logits_stage)
-    pairs = sample_pairs(len(stimuli), num_pairs, seed)[shard_slice(num_pairs, num_shards, shard_index)]
-    used = np.unique(pairs)
-    remap = np.full(len(stimuli), -1, np.int64)
-    remap[used] = np.arange(len(used))
+    part = shard_slice(num_pairs, num_shards, shard_index)
+    if pairing == 'consecutive':
+        pairs = consecutive_pairs(len(stimuli), num_pairs)[part]
+        used = pairs.ravel()  # every position its own example (and augmentation draw)
+        local = np.arange(len(used), dtype=np.int64).reshape(-1, 2)
+    else:
+        pairs = sample_pairs(len(stimuli), num_pairs, seed)[part]
+        used = np.unique(pairs)
+        remap = np.full(len(stimuli), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        local = remap[pairs]
     acts = {layer: [] for layer in layers}
     for start in range(0, len(used), batch_size):
-        batch = stimuli[used[start:start + batch_size]]
+        positions = used[start:start + batch_size]
+        batch = stimuli[positions % len(stimuli)]
+        if augment is not None:
+            batch = augment(batch, positions)
         out = network.activations(batch, layers)
         for layer in layers:
             acts[layer].append(out[layer].numpy())
         log('activations %d/%d' % (min(start + batch_size, len(used)), len(used)))
     result = {}
-    local = remap[pairs]
     for layer in layers:
         summary = LayerSummary(np.concatenate(acts[layer]))
         acts[layer] = None
         spear, pear, snr = summary.pair_statistics(local)
-        result[layer] = {'spearman': spear, 'pearson': pear, 'snr_db': snr, 'pairs': pairs,
+        result[layer] = {'spearman': spear, 'pearson': pear, 'snr_db': snr,
+                         'snr_db_2023': summary.snr_db_2023(local, snr), 'pairs': pairs,
                          'n_features': summary.n_features}
         log('%s: %d pairs, max rho %.4f' % (layer, len(pairs), np.max(spear) if len(spear) else np.nan))
     return result
@@ -313,9 +385,12 @@ def write_null(path, result, attrs, compact=False):
                 f.attrs[k] = v
             if compact:
                 f.attrs['compact'] = True
+            f.attrs['snr_db_definition'] = SNR_DB_DEFINITION
+            if any('snr_db_2023' in data for data in result.values()):
+                f.attrs['snr_db_2023_definition'] = SNR_DB_2023_DEFINITION
             for layer, data in result.items():
                 g = f.create_group(layer)
-                for k in ('spearman', 'pearson', 'snr_db', 'pairs'):
+                for k in ('spearman', 'pearson', 'snr_db', 'snr_db_2023', 'pairs'):
                     if k not in data:  # a converted published null has Spearman rho only
                         continue
                     if compact and k == 'pairs':
@@ -367,7 +442,7 @@ def shard_path(output, num_shards, shard_index):
 
 # Attributes every shard of one null must share (shard_index differs by design).
 SHARED_ATTRS = ('network', 'weights', 'weights_sha1', 'dataset', 'seed', 'num_pairs', 'n_stimuli',
-                'num_shards')
+                'num_shards', 'pairing', 'augment')
 
 
 def find_num_shards(output):
@@ -413,7 +488,10 @@ def merge_shards(output, num_shards=None, compact=False):
     if missing:
         raise NullDistributionError('cannot merge: %d shard file(s) missing, e.g. %s; rerun those shards'
                                     % (len(missing), missing[0]))
-    keys = ('spearman', 'pearson', 'snr_db', 'pairs')
+    keys = ['spearman', 'pearson', 'snr_db', 'pairs']
+    with h5py.File(paths[0], 'r') as f:  # shards written before issue 20 have no snr_db_2023
+        if all('snr_db_2023' in f[layer] for layer in f):
+            keys.append('snr_db_2023')
     merged = {}
     attrs = None
     for k, p in enumerate(paths):
@@ -448,6 +526,45 @@ def merge_shards(output, num_shards=None, compact=False):
     attrs['num_shards'] = num_shards
     write_null(output, result, attrs, compact=compact)
     return output
+
+
+def consecutive_note(n_stimuli, num_pairs):
+    """A note when consecutive pairs wrap round the dataset (examples used more than once), else None."""
+    if 2 * num_pairs <= n_stimuli:
+        return None
+    return ('note: %d consecutive pairs need %d examples, the dataset has %d; positions wrap round it, '
+            'so examples are used %.1f times (with --augment each use is a new augmentation draw)'
+            % (num_pairs, 2 * num_pairs, n_stimuli, 2.0 * num_pairs / n_stimuli))
+
+
+def training_augmentation(network, background_dir, seed=0, max_shift_s=0.25, snr_low=-10.0,
+                          snr_high=10.0):
+    """``augment(batch, positions)``: the training pipeline's audio augmentation per example.
+
+    Each example position gets its own stateless draw (``seed``, epoch 0, index =
+    position): the same position gives the same augmented stimulus in every shard.
+    Image networks: not available (their training augmentation is not part of this
+    package).
+    """
+    if network.modality != 'audio' or len(network.input_shape) != 1:
+        raise NullDistributionError('--augment is implemented for waveform networks (time shift and '
+                                    'background mix); %s takes %s input: drop --augment'
+                                    % (network.name, network.modality))
+    import tensorflow as tf
+    from model_metamers.training import augment as _augment
+
+    n = int(network.input_shape[0])
+    try:
+        backgrounds, lengths = _augment.load_backgrounds(background_dir, network.sample_rate, n)
+        mix = _augment.make_mixer(backgrounds, lengths, n, int(round(max_shift_s * network.sample_rate)),
+                                  snr_low, snr_high, seed)
+    except _augment.AugmentError as exc:
+        raise NullDistributionError(str(exc)) from None
+
+    def augment(batch, positions):
+        return np.stack([mix(tf.constant(w), 0, int(p)).numpy() for w, p in zip(batch, positions)])
+
+    return augment
 
 
 def distinct_pairs_note(n_stimuli, num_pairs, seed=0):
@@ -491,6 +608,11 @@ def main(argv):
             raise NullDistributionError('--dataset is required (a folder of stimuli or TFRecord files)')
         check_settings(FLAGS.num_pairs, FLAGS.seed, FLAGS.batch_size, FLAGS.num_shards)
         shard_slice(FLAGS.num_pairs, FLAGS.num_shards, FLAGS.shard_index)
+        if FLAGS.augment and FLAGS.pairing != 'consecutive':
+            raise NullDistributionError('--augment goes with --pairing=consecutive (the 2023 null)')
+        if FLAGS.augment and not FLAGS.background_dir:
+            raise NullDistributionError('--augment needs --background_dir (a folder of background WAV '
+                                        'clips, as for training)')
         folder = os.path.dirname(os.path.abspath(FLAGS.output))
         try:  # before the network runs: a long job must not fail at its last step
             os.makedirs(folder, exist_ok=True)
@@ -504,18 +626,26 @@ def main(argv):
             net.resolve(layer)
         sources = list_dataset(FLAGS.dataset, net.modality)
         stimuli = load_stimuli(net, sources, FLAGS.tfrecord_feature)
-        note = distinct_pairs_note(len(stimuli), FLAGS.num_pairs, FLAGS.seed)
+        note = (distinct_pairs_note(len(stimuli), FLAGS.num_pairs, FLAGS.seed)
+                if FLAGS.pairing == 'random' else consecutive_note(len(stimuli), FLAGS.num_pairs))
         if note:
             print(note, file=sys.stderr)
+        augment = (training_augmentation(net, FLAGS.background_dir, FLAGS.seed, FLAGS.max_shift_s,
+                                         FLAGS.snr_low, FLAGS.snr_high) if FLAGS.augment else None)
         result = compute_null(net, stimuli, layers, FLAGS.num_pairs, FLAGS.seed, FLAGS.num_shards,
                               FLAGS.shard_index, FLAGS.batch_size,
-                              log=lambda m: print(m, file=sys.stderr))
+                              log=lambda m: print(m, file=sys.stderr), pairing=FLAGS.pairing,
+                              augment=augment)
         path = shard_path(FLAGS.output, FLAGS.num_shards, FLAGS.shard_index)
         write_null(path, result, {'network': net.name, 'weights': str(weights),
                                   'weights_sha1': weights_fingerprint(weights),
                                   'dataset': FLAGS.dataset, 'seed': FLAGS.seed,
                                   'num_pairs': FLAGS.num_pairs, 'n_stimuli': len(stimuli),
-                                  'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards},
+                                  'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards,
+                                  'pairing': FLAGS.pairing,
+                                  'augment': ('time shift <= %g s, background mix %g..%g dB, %s'
+                                              % (FLAGS.max_shift_s, FLAGS.snr_low, FLAGS.snr_high,
+                                                 FLAGS.background_dir) if FLAGS.augment else 'none')},
                    compact=FLAGS.compact and FLAGS.num_shards == 1)  # shards keep their pairs for --merge
         print('wrote %s' % path)
         return 0
@@ -531,7 +661,16 @@ def _define_flags():
     flags.DEFINE_string('dataset', None, 'folder of natural stimuli, or TFRecord file(s) (glob)')
     flags.DEFINE_string('tfrecord_feature', 'signal', 'TFRecord feature holding the waveform / encoded image')
     flags.DEFINE_string('layers', None, 'comma-separated layers (default: metamer layers + logits)')
-    flags.DEFINE_integer('num_pairs', 1000000, 'random pairs of stimuli (paper: 1,000,000)')
+    flags.DEFINE_integer('num_pairs', 1000000, 'pairs of stimuli (paper: 1,000,000; 2023: 5 shards '
+                         'x 200,000)')
+    flags.DEFINE_enum('pairing', 'random', list(PAIRINGS), "'random' pairs of distinct stimuli (ours), "
+                      "or 'consecutive' examples 2k, 2k+1 in dataset order (the 2023 code's)")
+    flags.DEFINE_boolean('augment', False, 'with --pairing=consecutive: the training-time augmentation '
+                         '(audio: time shift and background mix) on every example, as the 2023 null')
+    flags.DEFINE_string('background_dir', None, 'with --augment: folder of background WAV clips')
+    flags.DEFINE_float('max_shift_s', 0.25, 'with --augment: largest random time shift, seconds')
+    flags.DEFINE_float('snr_low', -10.0, 'with --augment: lowest SNR of the background mix, dB')
+    flags.DEFINE_float('snr_high', 10.0, 'with --augment: highest SNR of the background mix, dB')
     flags.DEFINE_integer('seed', 0, 'seed of the pair sampling')
     flags.DEFINE_integer('batch_size', 8, 'stimuli per forward pass')
     flags.DEFINE_integer('num_shards', 1, 'split the pairs over this many jobs (with --merge: '

@@ -7,7 +7,9 @@ Usage::
 
 Writes ``<network>_table.csv`` / ``.md`` (per generation layer: metamers generated,
 metamers passing, median Spearman rho at the layer, median null rho at the layer,
-median rho at the logits) and ``<network>_histograms.png`` (for every generation
+median rho at the logits; for metamers of ``--procedure=feather2023`` also the
+median Pearson r and 2023 dB SNR at the layer with their null maxima, the 2023
+criterion's thresholds) and ``<network>_histograms.png`` (for every generation
 layer, the metamer-vs-natural rho at every measured layer against the null),
 one set per network found in ``--results_dir``. Other ``.h5`` files there are
 skipped with a note; a null made for another network or weights is refused.
@@ -61,6 +63,11 @@ def collect(results_dir, note=None):
                 'spearman_matched': float(attrs['spearman_matched']),
                 'same_class': attrs['same_class'], 'passed': bool(attrs['passed']),
                 'layer_index': int(attrs.get('layer_index', 0)),
+                'procedure': _results._text(attrs.get('validation_procedure', 'feather2019')),
+                'pearson_matched': float(attrs.get('pearson_matched', np.nan)),
+                'snr_db_matched': float(attrs.get('snr_db_matched', np.nan)),
+                'null_max_pearson': float(attrs.get('null_max_pearson', np.nan)),
+                'null_max_snr_db': float(attrs.get('null_max_snr_db', np.nan)),
             })
     return records
 
@@ -71,12 +78,16 @@ def _same_class(value):
     return bool(value)
 
 
-def layer_table(records, layer_order, null=None, logits_name=None):
+def layer_table(records, layer_order, null=None, logits_name=None, null_measures=None):
     """Rows of the Table S4/S5-style summary, one per generation layer in ``layer_order``.
 
     With a null, ``passed`` is recomputed with the paper's criterion (same class
     and rho above the null maximum at the matched layer); otherwise the stored
-    ``passed`` attribute is used.
+    ``passed`` attribute is used. Metamers validated by the 2023 criterion
+    (``procedure`` feather2023) are recomputed with it when ``null_measures``
+    (``load_null(path, measures=True)``) is given, and their rows add
+    ``median_pearson``, ``max_null_pearson``, ``median_snr_db_2023`` and
+    ``max_null_snr_db_2023`` (the stored thresholds without a null).
     """
     rows = []
     for layer in layer_order:
@@ -87,27 +98,60 @@ def layer_table(records, layer_order, null=None, logits_name=None):
         null_rho = null.get(layer) if null else None
         if null is not None and null_rho is None:
             raise ReportError('the null distribution has no layer %r' % layer)
+        new = [r for r in recs if r.get('procedure') == 'feather2023']
+        limits = _limits_2023(null_measures, layer, new)
         if null_rho is not None:
-            passed = [(_same_class(r['same_class']) is not False) and r['spearman_matched'] > np.max(null_rho)
+            passed = [_passes_2023(r, limits) if r.get('procedure') == 'feather2023' else
+                      (_same_class(r['same_class']) is not False) and r['spearman_matched'] > np.max(null_rho)
                       for r in recs]
         else:
             passed = [r['passed'] for r in recs]
         logits = [r['rho'][logits_name] for r in recs if logits_name in r['rho']]
-        rows.append({'layer': layer, 'generated': len(recs), 'passed': int(np.sum(passed)),
-                     'median_rho': float(np.median(rhos)),
-                     'median_null_rho': float(np.median(null_rho)) if null_rho is not None else np.nan,
-                     'max_null_rho': float(np.max(null_rho)) if null_rho is not None else np.nan,
-                     'median_rho_logits': float(np.median(logits)) if logits else np.nan})
+        row = {'layer': layer, 'generated': len(recs), 'passed': int(np.sum(passed)),
+               'median_rho': float(np.median(rhos)),
+               'median_null_rho': float(np.median(null_rho)) if null_rho is not None else np.nan,
+               'max_null_rho': float(np.max(null_rho)) if null_rho is not None else np.nan,
+               'median_rho_logits': float(np.median(logits)) if logits else np.nan}
+        if new:
+            row.update(median_pearson=float(np.median([r['pearson_matched'] for r in new])),
+                       max_null_pearson=limits['pearson'],
+                       median_snr_db_2023=float(np.median([r['snr_db_matched'] for r in new])),
+                       max_null_snr_db_2023=limits['snr_db_2023'])
+        rows.append(row)
     return rows
+
+
+def _limits_2023(null_measures, layer, records):
+    """The 2023 thresholds at ``layer``: from the null when given, else as stored with the metamers."""
+    if null_measures is not None and layer in null_measures:
+        return {k: float(np.max(v)) for k, v in null_measures[layer].items()}
+    stored = lambda key: float(np.max([r[key] for r in records])) if records else np.nan  # noqa: E731
+    return {'spearman': np.nan, 'pearson': stored('null_max_pearson'),
+            'snr_db_2023': stored('null_max_snr_db')}
+
+
+def _passes_2023(record, limits):
+    if np.isnan(limits['spearman']):
+        return record['passed']
+    return bool(_same_class(record['same_class']) is not False
+                and record['spearman_matched'] >= limits['spearman']
+                and record['pearson_matched'] >= limits['pearson']
+                and record['snr_db_matched'] >= limits['snr_db_2023'])
 
 
 COLUMNS = ['layer', 'generated', 'passed', 'median_rho', 'median_null_rho', 'max_null_rho',
            'median_rho_logits']
+COLUMNS_2023 = ['median_pearson', 'max_null_pearson', 'median_snr_db_2023', 'max_null_snr_db_2023']
+
+
+def _columns(rows):
+    """:data:`COLUMNS`, plus :data:`COLUMNS_2023` when a row has metamers of the 2023 criterion."""
+    return COLUMNS + (COLUMNS_2023 if any('median_pearson' in r for r in rows) else [])
 
 
 def table_csv(rows):
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction='ignore')
+    writer = csv.DictWriter(buf, fieldnames=_columns(rows), extrasaction='ignore', restval='')
     writer.writeheader()
     for r in rows:
         writer.writerow({k: ('%.4f' % v if isinstance(v, float) else v) for k, v in r.items()})
@@ -115,11 +159,12 @@ def table_csv(rows):
 
 
 def table_markdown(rows, title=''):
-    head = '| ' + ' | '.join(COLUMNS) + ' |'
-    lines = ([('## ' + title), ''] if title else []) + [head, '|' + '---|' * len(COLUMNS)]
+    columns = _columns(rows)
+    head = '| ' + ' | '.join(columns) + ' |'
+    lines = ([('## ' + title), ''] if title else []) + [head, '|' + '---|' * len(columns)]
     for r in rows:
-        lines.append('| ' + ' | '.join('%.4f' % r[c] if isinstance(r[c], float) else str(r[c])
-                                       for c in COLUMNS) + ' |')
+        lines.append('| ' + ' | '.join('%.4f' % r[c] if isinstance(r.get(c), float) else str(r.get(c, '-'))
+                                       for c in columns) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -190,17 +235,21 @@ def report(results_dir, output_dir, null_distribution=None, network=None, note=N
                 check_matches(published_nulls.null_record(null_distribution), name, sha1,
                               source=null_distribution)
         null = load_null(null_distribution)
+    null_measures = None
+    if null_distribution and any(r.get('procedure') == 'feather2023' for r in records):
+        # The 2023 criterion needs the null's Pearson r and dB SNR too (a published pickle lacks them).
+        null_measures = load_null(null_distribution, measures=True)
     paths, rows = {}, []
     for name, recs in by_network.items():
         net = network if network is not None and network.name == name else None
-        these_paths, these_rows = _report_network(recs, name, output_dir, null, net)
+        these_paths, these_rows = _report_network(recs, name, output_dir, null, net, null_measures)
         prefix = '' if len(by_network) == 1 else name + ' '
         paths.update({prefix + kind: path for kind, path in these_paths.items()})
         rows += [dict(row, network=name) for row in these_rows]
     return paths, rows
 
 
-def _report_network(records, name, output_dir, null, network):
+def _report_network(records, name, output_dir, null, network, null_measures=None):
     if network is not None:
         layer_order = list(network.metamer_layers)
         logits = network.logits_stage
@@ -211,7 +260,8 @@ def _report_network(records, name, output_dir, null, network):
     extra = [r['layer'] for r in records if r['layer'] not in layer_order]
     layer_order += list(dict.fromkeys(extra))
     measured = list(dict.fromkeys(m for r in records for m in r['rho']))
-    rows = layer_table(records, layer_order, null, logits_name=logits or measured[-1])
+    rows = layer_table(records, layer_order, null, logits_name=logits or measured[-1],
+                       null_measures=null_measures)
     paths = {'csv': os.path.join(output_dir, name + '_table.csv'),
              'markdown': os.path.join(output_dir, name + '_table.md')}
     write_text(paths['csv'], table_csv(rows))

@@ -219,7 +219,7 @@ def test_feather2023_steps_have_fixed_length_and_halving_size():
     proc = Feather2023(1.0, block_length=3000)
     assert proc.step_size(2999).numpy() == 1.0 and proc.step_size(3000).numpy() == 0.5
     assert proc.step_size(21000).numpy() == pytest.approx(0.5 ** 7)
-    assert Feather2023.default_iterations == 24000
+    assert Feather2023(1.0).default_iterations == 24000
     target = tf.constant([[3.0, 4.0]])
     assert proc.loss_per_stimulus(tf.constant([[0.0, 0.0]]), target).numpy()[0] == pytest.approx(1.0)
     clamped = MetamerSynthesizer(net, nat, 'relu1', procedure='feather2023', learning_rate=50.0)

@@ -36,6 +36,7 @@ class Feather2019:
 
     name = 'feather2019'
     default_iterations = 15000
+    initial_noise = 'feather2019'
 
     def __init__(self, learning_rate=0.001, clip=None, decay_rate=0.95, decay_steps=1000,
                  beta1=0.9, beta2=0.999, epsilon=1e-8):
@@ -91,22 +92,34 @@ class Feather2023:
     """Normalised-gradient procedure of Feather et al. 2023 (opt-in).
 
     Loss ``||current - target||_2 / ||target||_2`` per stimulus. Each step moves the
-    input by exactly ``step_size`` along ``-grad / ||grad||_2`` (per stimulus), then
-    clamps it to ``clamp``. The step size starts at ``initial_step_size`` and is
-    halved every ``block_length`` steps (8 blocks of 3000 = 24000 iterations).
+    input by exactly ``step_size`` along ``-grad / (||grad||_2 + 1e-10)`` (per
+    stimulus; the 2023 code's ``L2Step``), then clamps it to ``clamp``. The step
+    size starts at ``initial_step_size`` and is halved every ``block_length``
+    steps: ``stages`` blocks (the 2023 scripts' ``-N``, default 8) of
+    ``block_length`` iterations (their ``-I``, default 3000), 24000 in all.
     """
 
     name = 'feather2023'
-    default_iterations = 24000
+    initial_noise = 'feather2023'
 
-    def __init__(self, initial_step_size=1.0, block_length=3000, clamp=(-1.0, 1.0)):
+    def __init__(self, initial_step_size=1.0, block_length=3000, clamp=(-1.0, 1.0), stages=8):
         self.learning_rate = float(initial_step_size)
         self.block_length = int(block_length)
+        self.stages = int(stages)
+        if self.block_length < 1 or self.stages < 1:
+            raise ValueError('the 2023 schedule needs stage_iterations >= 1 and stages >= 1, got %d '
+                             'and %d; pass e.g. --stage_iterations=3000 --stages=8'
+                             % (self.block_length, self.stages))
         self.clip = clamp
+
+    @property
+    def default_iterations(self):
+        """``stages x block_length``: the whole schedule."""
+        return self.block_length * self.stages
 
     def config(self):
         return dict(procedure=self.name, learning_rate=self.learning_rate,
-                    block_length=self.block_length, clip=self.clip)
+                    block_length=self.block_length, stages=self.stages, clip=self.clip)
 
     def loss_per_stimulus(self, current, target):
         diff = tf.sqrt(_flat_sum(tf.square(current - target)))
@@ -131,23 +144,31 @@ class Feather2023:
         return x, state
 
 
-def make_procedure(name, learning_rate, modality, domain):
+def make_procedure(name, learning_rate, modality, domain, stage_iterations=None, stages=None):
     """Procedure object for a network modality and optimisation domain.
 
-    Images are clipped to [0, 1] by both procedures; waveforms are clamped to
-    [-1, 1] by the 2023 procedure only; cochleagrams are never clipped.
+    Images are clipped to [0, 1] by both procedures. The 2023 procedure clamps to
+    its data set's ``min_value`` / ``max_value`` (``robustness/datasets.py``):
+    waveforms [-1, 1], cochleagrams [0, 100]; the 2019 one clips neither.
+    ``stage_iterations`` / ``stages``: the 2023 schedule (default 3000 x 8).
     """
     if name == 'feather2019':
+        if stage_iterations is not None or stages is not None:
+            raise ValueError('--stage_iterations and --stages set the schedule of '
+                             '--procedure=feather2023; feather2019 runs --iterations with a '
+                             'continuous decay: drop them or pass --procedure=feather2023')
         clip = (0.0, 1.0) if modality == 'image' and domain == 'stimulus' else None
         return Feather2019(learning_rate, clip=clip)
     if name == 'feather2023':
         if domain != 'stimulus':
-            clamp = None
+            clamp = (0.0, 100.0)
         elif modality == 'image':
             clamp = (0.0, 1.0)
         else:
             clamp = (-1.0, 1.0)
-        return Feather2023(learning_rate, clamp=clamp)
+        return Feather2023(learning_rate, clamp=clamp,
+                           block_length=3000 if stage_iterations is None else stage_iterations,
+                           stages=8 if stages is None else stages)
     raise ValueError('unknown procedure %r; choose one of %s' % (name, ', '.join(PROCEDURES)))
 
 

@@ -35,6 +35,7 @@ from model_metamers.synthesis.procedures import PROCEDURES, make_procedure
 
 DOMAINS = ('stimulus', 'cochleagram')
 STATE_FORMAT = 'model_metamers.synthesis_state.v1'
+_LATER_KEYS = ('initial_noise', 'stages')
 
 # Traced update / evaluation functions, shared by synthesizers that would trace
 # the same graph (same network, layer, domain and procedure): a run over many
@@ -63,14 +64,19 @@ class MetamerSynthesizer:
       learning_rate: Adam learning rate (2019) or initial step size (2023);
         default: the network's (0.001, VGGish 0.01, DeepSpeech 0.0001) or 1.0
         for the 2023 procedure.
-      seed: int, or one int per stimulus: seeds the initial noise (pink noise
-        for audio, uniform for images). The same seed gives the same noise for
-        every layer, as in the original.
+      seed: int, or one int per stimulus: seeds the initial noise, each
+        procedure's own (:func:`~model_metamers.synthesis.noise.initial_noise`):
+        2019 pink noise for audio and U[0.5, 0.6) for images; 2023 N(0, 1) x 1e-7
+        for audio and N(0.5, 0.05^2) clamped to [0, 1] for images. The same seed
+        gives the same noise for every layer, as in the original.
       domain: ``'stimulus'`` (optimise the waveform / image) or
         ``'cochleagram'`` (audio networks: optimise the cochleagram itself,
         Table S6); the initial cochleagram is that of the initial noise.
       modified_relu: use the gradient-1 ReLU at the matched layer when it is a
-        ReLU output (the paper's choice).
+        ReLU output (the paper's choice; the 2023 code made metamers both ways).
+      stage_iterations, stages: the 2023 schedule (``feather2023`` only): the
+        step size is halved after every ``stage_iterations`` (3000) updates,
+        ``stages`` (8) times; the default run length is their product.
       log_every: iterations between logged losses and snapshots (1000).
       jit_compile: compile the update loop with XLA.
       initial: optional explicit starting point (same shape as the optimised
@@ -82,7 +88,7 @@ class MetamerSynthesizer:
 
     def __init__(self, network, natural, layer, procedure='feather2019', learning_rate=None,
                  seed=0, domain='stimulus', modified_relu=True, log_every=1000,
-                 jit_compile=False, initial=None, strategy=None):
+                 jit_compile=False, initial=None, strategy=None, stage_iterations=None, stages=None):
         if procedure not in PROCEDURES:
             raise SynthesisError('unknown procedure %r; choose one of %s'
                                  % (procedure, ', '.join(PROCEDURES)))
@@ -132,7 +138,11 @@ class MetamerSynthesizer:
             raise SynthesisError('learning rate must be a positive number, got %r; pass e.g. '
                                  '--learning_rate=0.001, or leave it out for the network default'
                                  % (learning_rate,))
-        self.procedure = make_procedure(procedure, learning_rate, network.modality, domain)
+        try:
+            self.procedure = make_procedure(procedure, learning_rate, network.modality, domain,
+                                            stage_iterations, stages)
+        except ValueError as exc:
+            raise SynthesisError(str(exc)) from None
         self.learning_rate = float(learning_rate)
 
         # What is optimised and how its representation is computed.
@@ -149,6 +159,7 @@ class MetamerSynthesizer:
             self._forward_model = network.submodel(self._needed, from_stage=self._from_stage)
         self.target = network.activations(natural, [self.layer])[self.layer].numpy()
 
+        self.initial_noise = 'given'
         if initial is None:
             initial = self._initial_noise()
         initial = np.asarray(initial, np.float32)
@@ -182,11 +193,10 @@ class MetamerSynthesizer:
     # ------------------------------------------------------------------ setup
     def _initial_noise(self):
         net = self.network
-        if net.modality == 'image':
-            stim = np.stack([_noise.image_noise(net.input_shape, s) for s in self.seeds])
-        else:
-            stim = np.stack([_noise.pink_noise(int(np.prod(net.input_shape)), s).reshape(net.input_shape)
-                             for s in self.seeds])
+        drawn = [_noise.initial_noise(self.procedure.initial_noise, net.modality, net.input_shape, s)
+                 for s in self.seeds]
+        stim = np.stack([x for x, _ in drawn])
+        self.initial_noise = drawn[0][1]
         if self.domain == 'cochleagram':
             return net.activations(stim, [self._from_stage])[self._from_stage].numpy()
         return stim
@@ -356,7 +366,7 @@ class MetamerSynthesizer:
             # The network's default (1500 for the keyword-spotting models) for the
             # paper's procedure; the 2023 procedure has its own schedule length.
             iterations = (self.network.default_iterations if self.procedure.name == 'feather2019'
-                          else self.procedure.default_iterations)
+                          else self.procedure.default_iterations)  # stages x stage_iterations
         iterations = int(iterations)
         if iterations < 0:
             raise SynthesisError('iterations must be >= 0, got %d' % iterations)
@@ -477,6 +487,7 @@ class MetamerSynthesizer:
         return dict(network=self.network.name, layer=self.layer, domain=self.domain,
                     modified_relu=self.modified_relu, seeds=self.seeds, log_every=self.log_every,
                     natural_sha1=_fingerprint(self.natural), initial_sha1=_fingerprint(self.initial),
+                    initial_noise=self.initial_noise,
                     package_version=__version__, **self.procedure.config())
 
     # -------------------------------------------------------- save / resume
@@ -524,8 +535,11 @@ class MetamerSynthesizer:
                                      'another path' % path)
             saved = json.loads(f.attrs['config'])
             mine = json.loads(json.dumps(self.config(), sort_keys=True))
+            # Keys added after a state was written (issue 20) are not held against it: the
+            # initial noise is pinned by initial_sha1, the stage count by the learning-rate history.
             diff = sorted(k for k in set(saved) | set(mine)
-                          if k != 'package_version' and saved.get(k) != mine.get(k))
+                          if k != 'package_version' and saved.get(k) != mine.get(k)
+                          and not (k in _LATER_KEYS and k not in saved))
             if diff:
                 raise SynthesisError('state file %s belongs to a different run (differs in: %s); '
                                      'delete it or use another output folder' % (path, ', '.join(diff)))
@@ -568,7 +582,9 @@ class MetamerSynthesizer:
         synth = cls(network, natural, config['layer'], procedure=config['procedure'],
                     learning_rate=config['learning_rate'], seed=config['seeds'],
                     domain=config['domain'], modified_relu=config['modified_relu'],
-                    log_every=config['log_every'], initial=initial, **kwargs)
+                    log_every=config['log_every'], initial=initial,
+                    stage_iterations=config.get('block_length'), stages=config.get('stages'), **kwargs)
+        synth.initial_noise = config.get('initial_noise', synth.initial_noise)
         synth._restore(path)
         return synth
 
