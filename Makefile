@@ -31,9 +31,10 @@ espeak-ng:
 	sh tools/apt_install.sh espeak-ng
 
 # Chromium and its WebDriver run the web experiment (export_experiment --html) in the tests
-# (tests/test_web_experiment.py, through selenium); without them those tests skip.
+# (tests/test_web_experiment.py, through selenium); Firefox ESR runs it too, over its own WebDriver
+# BiDi (tests/test_web_experiment_firefox.py; Debian has no geckodriver). Without them those tests skip.
 browser:
-	sh tools/apt_install.sh chromium chromium-driver
+	sh tools/apt_install.sh chromium chromium-driver firefox-esr
 
 # The 8000-clip spoken-word data set (6400/800/800) and the trained kws_2d network.
 SPOKEN_WORDS ?= data/spoken_words

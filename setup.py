@@ -31,9 +31,10 @@ setup(
         # tf-keras provides the legacy layers tf_slim's batch_norm needs under TF 2.17;
         # only the tests' slim reference graphs use it.
         # python_speech_features: the reference the DeepSpeech 0.4.1 front end is tested against.
-        # selenium drives Debian's chromium (make test installs it) through the web experiment.
+        # selenium drives Debian's chromium (make test installs it) through the web experiment;
+        # websocket-client (a selenium dependency) carries the Firefox test's WebDriver BiDi.
         'test': ['pytest>=7', 'tf-keras==2.17.0', 'matplotlib>=3.7',
-                 'python_speech_features==0.6', 'selenium>=4.10'],
+                 'python_speech_features==0.6', 'selenium>=4.10', 'websocket-client>=1.0'],
         'plots': ['matplotlib>=3.7'],
     },
     entry_points={

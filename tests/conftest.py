@@ -89,3 +89,9 @@ def server():
     srv.server_close()
 
 
+@pytest.fixture(scope='session')
+def kws_results(tmp_path_factory):
+    """``(results folder, labels CSV)``: kws_2d metamers of two 1 s sounds, shared by the browser tests."""
+    from tests.web_experiment_flow import make_kws_results
+
+    return make_kws_results(str(tmp_path_factory.mktemp('kws')))

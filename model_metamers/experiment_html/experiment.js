@@ -120,14 +120,21 @@
     var button = el('button', { 'class': 'primary', text: label, type: 'button' });
     var note = para('', 'meta');
     audio.addEventListener('ended', function () {
+      // Firefox ends a playback whose sound output failed (no audio device) with 'error' and then
+      // 'ended': nothing was heard, so the answer must stay closed.
+      if (audio.error) return;
       if (repeat) button.disabled = false;
       onEnded();
     });
     audio.addEventListener('error', function () {
-      note.textContent = 'The sound ' + src + ' could not be loaded; please tell the experimenter.';
+      note.textContent = 'The sound ' + src + ' could not be played; check that your headphones are ' +
+                         'connected and press the button again, or tell the experimenter.';
+      button.disabled = false;  // not heard, so not used up
     });
     button.addEventListener('click', function () {
       button.disabled = true;
+      note.textContent = '';
+      if (audio.error) audio.load();  // an element in the error state plays again only after load()
       var started = audio.play();
       if (started && started.catch) {
         started.catch(function () {
@@ -154,7 +161,14 @@
       if (D.modality === 'audio') loudness(); else practiceIntro();
     }
     start.addEventListener('click', go);
-    id.addEventListener('keydown', function (e) { if (e.key === 'Enter') go(); });
+    id.addEventListener('keydown', function (e) {
+      if (e.key !== 'Enter') return;
+      // go() focuses the next screen's first button; without preventDefault the same Enter's keypress
+      // presses that button too (Chromium and Firefox: the calibration sound played unasked, the
+      // practice intro was skipped).
+      e.preventDefault();
+      go();
+    });
     var task = D.modality === 'audio' ?
       'You will hear short sounds, each one only once. After each sound, type in the box to find the ' +
       'word you heard, pick it from the list and press Enter. Some sounds are hard to understand: ' +
