@@ -20,16 +20,8 @@ import pytest
 
 from model_metamers import experiment_html, export_experiment, human_results
 from tests.conftest import REPO
-from tests.web_experiment_flow import (
-    LABELS,
-    check_results,
-    collector,
-    correct_answers,
-    image_results,
-    run_participant,
-    wait,
-    word_policy,
-)
+from tests.web_experiment_flow import (LABELS, check_results, collector, correct_answers, image_results,
+                                       run_participant, wait, word_policy)
 
 
 @pytest.fixture(scope='module')

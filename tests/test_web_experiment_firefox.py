@@ -15,17 +15,8 @@ import pytest
 
 from model_metamers import experiment_html, export_experiment
 from tests import bidi_firefox
-from tests.web_experiment_flow import (
-    ENTER,
-    LABELS,
-    check_results,
-    collector,
-    correct_answers,
-    image_results,
-    run_participant,
-    wait,
-    word_policy,
-)
+from tests.web_experiment_flow import (ENTER, LABELS, check_results, collector, correct_answers, image_results,
+                                       run_participant, wait, word_policy)
 
 pytest.importorskip('websocket', reason="websocket-client is not installed (pip install -e '.[test]')")
 
@@ -33,18 +24,17 @@ SCREENS = ('welcome', 'loudness', 'headphone', 'practice_intro', 'practice_trial
            'trial', 'end')
 
 
-def _firefox_or_skip(downloads, **kwargs):
-    if not bidi_firefox.firefox_binary():
-        pytest.skip('firefox-esr is not installed (make test installs it with apt-get; '
-                    'by hand: sudo apt-get install firefox-esr)')
-    return bidi_firefox.Firefox(downloads, **kwargs)
+# A mark, not a skip in a fixture: it is decided before the (session-wide) kws_2d metamers are made.
+pytestmark = pytest.mark.skipif(not bidi_firefox.firefox_binary(),
+                                reason='firefox-esr is not installed (make test installs it with apt-get; '
+                                       'by hand: sudo apt-get install firefox-esr)')
 
 
 @pytest.fixture(scope='module')
 def firefox(tmp_path_factory):
     """``(page, download folder)``: one headless Firefox for the module's tests."""
     downloads = tmp_path_factory.mktemp('firefox_downloads')
-    with _firefox_or_skip(downloads) as page:
+    with bidi_firefox.Firefox(downloads) as page:
         yield page, downloads
 
 
@@ -123,7 +113,7 @@ def test_firefox_without_sound_output_keeps_the_answer_closed(kws_results, tmp_p
     export_experiment.export([results_dir], str(tmp_path / 'exp'), labels=dict(LABELS), seed=3,
                              html={'catch_rate': 0.25, 'practice': 0, 'headphone_checks': 0})
     prefs = {'media.cubeb.force_mock_context': False, 'media.cubeb.force_null_context': True}
-    with _firefox_or_skip(tmp_path, prefs=prefs) as page:
+    with bidi_firefox.Firefox(tmp_path, prefs=prefs) as page:
         page.open('file://%s/index.html' % (tmp_path / 'exp'))
         wait(lambda: page.js('return document.activeElement.id') == 'participant', what='the welcome screen')
         page.keys('N1' + ENTER)
