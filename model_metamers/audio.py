@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import atomic_path
 from model_metamers.op_errors import op_error_text
 
@@ -21,7 +22,7 @@ POSITIONS = ('center', 'start', 'end')
 FILE_EXTENSIONS = ('.wav', '.flac', '.ogg')
 
 
-class AudioLoadError(ValueError):
+class AudioLoadError(UserError, ValueError):
     """A sound file that cannot be used as a stimulus."""
 
 

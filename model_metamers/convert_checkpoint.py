@@ -36,10 +36,12 @@ import sys
 
 from absl import app, flags
 
+from model_metamers.errors import UserError
+
 FLAGS = flags.FLAGS
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """Bad arguments to the converter."""
 
 

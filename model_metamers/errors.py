@@ -1,24 +1,17 @@
-"""The exceptions that mean "bad input from the user": CLIs print them as one line."""
+"""The one family of "bad input from the user" errors (a leaf module: it imports nothing).
 
-from model_metamers.audio import AudioLoadError
-from model_metamers.fileio import DiskFullError
-from model_metamers.generation import GenerationError
-from model_metamers.networks import UnknownLayerError, UnknownNetworkError
-from model_metamers.networks.checkpoints import CheckpointError
-from model_metamers.published_nulls import PublishedNullError
-from model_metamers.results import ResultFileError
-from model_metamers.safe_pickle import UnsafePickleError
-from model_metamers.synthesis import SynthesisError
+Every error a user can cause and fix (a bad flag, a missing or unreadable file,
+a network name that is not registered, ...) subclasses :class:`UserError`; the
+command-line start-up (:func:`model_metamers.cli.run`) prints one of them as one
+line and exits 1. Each subclass also keeps its old built-in base (``ValueError``,
+``OSError``, ``RuntimeError``), so ``except ValueError`` in callers still catches it.
+"""
 
 
-def _optional(module, name):
-    try:
-        return [getattr(__import__(module, fromlist=[name]), name)]
-    except (ImportError, AttributeError):
-        return []
+class UserError(Exception):
+    """Bad input from the user: the message names the problem and the fix (printed as one line)."""
 
 
-USER_ERRORS = tuple([AudioLoadError, CheckpointError, GenerationError, SynthesisError,
-                     UnknownLayerError, UnknownNetworkError, FileNotFoundError, PublishedNullError,
-                     UnsafePickleError, DiskFullError, ResultFileError]
-                    + _optional('model_metamers.images', 'ImageLoadError'))
+# What a command-line tool reports as one line: every UserError, and a file the user named
+# that is not there (raised by open() and the HDF5 readers).
+USER_ERRORS = (UserError, FileNotFoundError)

@@ -32,11 +32,12 @@ import sys
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import write_text
 from model_metamers import results as _results
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """Nothing to export, or inconsistent inputs."""
 
 

@@ -37,6 +37,7 @@ from absl import flags
 if __name__ == '__main__':  # as a command: quiet TF's C++ start-up lines before the imports below load it
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
+from model_metamers.errors import UserError  # noqa: E402
 from model_metamers.cli import unexpected_arguments  # noqa: E402
 from model_metamers.fileio import write_text  # noqa: E402
 from model_metamers.networks import checkpoints  # noqa: E402
@@ -76,7 +77,7 @@ ARCHIVE_SUFFIXES = ('.tar.gz', '.tgz', '.tar', '.tar.bz2', '.tar.xz')
 _CHUNK = 1 << 20
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A download, verification or unpacking step that failed (one-line message with the fix)."""
 
 

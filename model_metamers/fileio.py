@@ -13,6 +13,8 @@ import socket
 import tempfile
 import time
 
+from model_metamers.errors import UserError
+
 
 def _umask():
     mask = os.umask(0)
@@ -28,7 +30,7 @@ STALE_AFTER_S = 3600
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """The disk (or quota) filled up while writing ``path``; nothing was left half-written."""
 
     def __init__(self, path):

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers import __version__
 from model_metamers import networks as _networks
 from model_metamers import published_nulls, resources, results, validation
@@ -32,7 +33,7 @@ from model_metamers.progress import ProgressLine, table
 from model_metamers.synthesis import MetamerSynthesizer
 
 
-class GenerationError(ValueError):
+class GenerationError(UserError, ValueError):
     """Inconsistent generation settings (duplicate input names, bad shards, null without a layer)."""
 
 

@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import atomic_path, save_figure, write_text
 
 NATURAL = 'natural'
@@ -29,7 +30,7 @@ PARTICIPANT_COLUMNS = ['participant', 'seed', 'file', 'catch_correct', 'catch_tr
                        'headphone_trials', 'main_trials', 'included', 'reason']
 
 
-class HumanResultsError(ValueError):
+class HumanResultsError(UserError, ValueError):
     """No result files, or files that are not the experiment's results."""
 
 

@@ -11,12 +11,13 @@ denominator is common to all categories).
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers import resources
 
 N_IMAGENET = 1000
 
 
-class LogitsShapeError(ValueError):
+class LogitsShapeError(UserError, ValueError):
     """Logits whose width does not fit ImageNet-1000 plus the offset."""
 
 

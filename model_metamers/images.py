@@ -13,6 +13,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import atomic_path
 from model_metamers.op_errors import op_error_text
 
@@ -21,7 +22,7 @@ from model_metamers.op_errors import op_error_text
 FILE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.gif', '.bmp', '.tif', '.tiff', '.webp')
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(UserError, ValueError):
     """An image file that is missing or cannot be read, or an array that is not an image."""
 
 

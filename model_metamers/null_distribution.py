@@ -56,13 +56,14 @@ import sys
 import h5py
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import atomic_path
 from model_metamers.validation import rank_average
 
 FORMAT = 'model_metamers.null.v1'
 
 
-class NullDistributionError(ValueError):
+class NullDistributionError(UserError, ValueError):
     """Bad dataset or shard arguments for a null distribution."""
 
 

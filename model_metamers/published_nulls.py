@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers import safe_pickle
 
 # Network -> the file name of its null distribution in the release: the two word networks'
@@ -39,7 +40,7 @@ FILES = {
 JITTERED_RELU_SUFFIX = '_jittered_relu'
 
 
-class PublishedNullError(ValueError):
+class PublishedNullError(UserError, ValueError):
     """A published null-distribution pickle that cannot be used (one-line message)."""
 
 

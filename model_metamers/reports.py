@@ -25,13 +25,14 @@ import sys
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import save_figure, write_text
 from model_metamers import published_nulls
 from model_metamers import results as _results
 from model_metamers.validation import load_null
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """No results to report on, or a null that does not fit them."""
 
 

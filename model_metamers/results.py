@@ -32,6 +32,7 @@ import sys
 import h5py
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import write_h5, write_text
 from model_metamers import __version__
 
@@ -40,7 +41,7 @@ PLAN_DIR = '_plan'
 SEED_MARK = '@seed'
 
 
-class ResultFileError(ValueError):
+class ResultFileError(UserError, ValueError):
     """Unreadable part files, or a merge that misses jobs."""
 
 

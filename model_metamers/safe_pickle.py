@@ -25,8 +25,10 @@ import pickle
 
 import numpy as np
 
+from model_metamers.errors import UserError
 
-class UnsafePickleError(ValueError):
+
+class UnsafePickleError(UserError, ValueError):
     """A pickle that names something other than data (one-line message)."""
 
 

@@ -35,6 +35,7 @@ import tempfile
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers import fileio
 
 WORDS = ('down', 'go', 'left', 'no', 'right', 'stop', 'up', 'yes')
@@ -61,7 +62,7 @@ SNR_DB = (0.0, 25.0)         # speech-to-background ratio, uniform
 LEVEL_DB = (-30.0, -12.0)    # final RMS of the clip in dB re full scale, uniform
 
 
-class SpokenWordsError(RuntimeError):
+class SpokenWordsError(UserError, RuntimeError):
     """espeak-ng missing or failing, or bad arguments."""
 
 

@@ -23,11 +23,12 @@ import sys
 
 import numpy as np
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import save_figure, write_text
 from model_metamers import results as _results
 
 
-class TransferError(ValueError):
+class TransferError(UserError, ValueError):
     """Results and classifier that cannot be combined."""
 
 

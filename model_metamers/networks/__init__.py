@@ -9,6 +9,7 @@ a path to a checkpoint in the network's original format, or a converted
 
 import importlib
 
+from model_metamers.errors import UserError
 from model_metamers.networks.base import MetamerNetwork, UnknownLayerError
 
 # name: (module, builder function, modality, one-line description)
@@ -43,7 +44,7 @@ _NETWORKS = {
 }
 
 
-class UnknownNetworkError(ValueError):
+class UnknownNetworkError(UserError, ValueError):
     """A network name that is not registered."""
 
 

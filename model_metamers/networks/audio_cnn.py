@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfcochleagram
+from model_metamers.errors import UserError
 from model_metamers import resources
 from model_metamers.layers import HanningPooling, SingleChannelConv2D
 from model_metamers.networks import bookkeeping, checkpoints, tf1_audio_names, tf1_network_config
@@ -70,7 +71,7 @@ VARIANTS = {
 }
 
 
-class AudioNetworkOptionError(ValueError):
+class AudioNetworkOptionError(UserError, ValueError):
     """A builder option with a value the audio networks do not accept."""
 
 

@@ -13,8 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 
-class UnknownLayerError(ValueError):
+
+class UnknownLayerError(UserError, ValueError):
     """A stage name that the network does not have."""
 
 

@@ -6,13 +6,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers import weights_io
 from model_metamers.networks import bookkeeping
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing or does not fit the network."""
 
 

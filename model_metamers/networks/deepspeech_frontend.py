@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.networks.resample import fft_resample, resampled_length
 
 SAMPLE_RATE = 16000
@@ -43,7 +44,7 @@ UPPER_FREQUENCY_LIMIT = 4000.0   # Hz, Mfcc op default
 FILTERBANK_FLOOR = 1e-12     # Mfcc op: values below are set to this before the log
 
 
-class DeepSpeechInputError(ValueError):
+class DeepSpeechInputError(UserError, ValueError):
     """Front-end settings or a waveform the MFCC front end cannot use."""
 
 

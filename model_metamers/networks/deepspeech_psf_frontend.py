@@ -40,6 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.networks.resample import fft_resample, resampled_length
 
 SAMPLE_RATE = 16000
@@ -55,7 +56,7 @@ INT16_SCALE = 32768.0    # float waveform -> the int16 values wavfile.read gave 
 LOG_FLOOR = float(np.finfo(np.float64).eps)   # replaces exact zeros before the log
 
 
-class SpeechFeaturesError(ValueError):
+class SpeechFeaturesError(UserError, ValueError):
     """Front-end settings or a waveform the python_speech_features front end cannot use."""
 
 

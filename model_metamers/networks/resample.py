@@ -19,8 +19,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 
-class ResampleError(ValueError):
+
+class ResampleError(UserError, ValueError):
     """A length / rate combination that does not give a whole number of output samples."""
 
 

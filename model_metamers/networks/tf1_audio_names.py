@@ -47,6 +47,8 @@ file holding one object, with entries of two kinds:
 import json
 import os
 
+from model_metamers.errors import UserError
+
 TF1_SCOPE = 'brain_network'
 
 WORD_TASK = '/stimuli/word_int'
@@ -71,7 +73,7 @@ BODY_LAYERS = (
 )
 
 
-class NameMapError(ValueError):
+class NameMapError(UserError, ValueError):
     """A name-map override that cannot be read or names no Keras layer / variable."""
 
 

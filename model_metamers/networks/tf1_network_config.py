@@ -34,6 +34,7 @@ import os
 
 import keras
 
+from model_metamers.errors import UserError
 from model_metamers import safe_pickle
 from model_metamers.layers import HanningPooling
 from model_metamers.networks import tf1_audio_names
@@ -69,7 +70,7 @@ FILE_NAMES = {'word_aliased': 'word_network_aliased.pckl',
               'word_reduced_aliasing': 'word_network_reduced_aliasing.pckl'}
 
 
-class NetworkConfigError(ValueError):
+class NetworkConfigError(UserError, ValueError):
     """A network-configuration pickle that cannot be read or does not fit the Keras build."""
 
 

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.networks import vggish_frontend as frontend
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.public_checkpoints import (EXTRA_FILES, PUBLIC_CHECKPOINTS,
@@ -86,7 +87,7 @@ __all__ = ['ARCHITECTURE', 'CHECKPOINT_NAMES', 'EXTRA_FILES', 'METAMER_LAYERS',
            'postprocess_embeddings']
 
 
-class PCAParamsError(ValueError):
+class PCAParamsError(UserError, ValueError):
     """A PCA parameter file that is missing or has the wrong contents."""
 
 

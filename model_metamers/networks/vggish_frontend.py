@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.networks.resample import fft_resample, resampled_length
 
 SAMPLE_RATE = 16000          # Hz
@@ -39,7 +40,7 @@ _MEL_BREAK_HZ = 700.0
 _MEL_HIGH_Q = 1127.0
 
 
-class VGGishInputError(ValueError):
+class VGGishInputError(UserError, ValueError):
     """A waveform VGGish's front end cannot turn into whole examples."""
 
 

@@ -28,6 +28,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import write_h5
 from model_metamers import __version__
 from model_metamers.synthesis import noise as _noise
@@ -43,7 +44,7 @@ _LATER_KEYS = ('initial_noise', 'stages')
 _FUNCTIONS = {}
 
 
-class SynthesisError(ValueError):
+class SynthesisError(UserError, ValueError):
     """Bad synthesis arguments, or a state file that does not belong to this run."""
 
 

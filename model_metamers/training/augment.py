@@ -24,10 +24,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.training import data
 
 
-class AugmentError(ValueError):
+class AugmentError(UserError, ValueError):
     """Bad augmentation settings (no background clips, an empty SNR range)."""
 
 

@@ -31,13 +31,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers.fileio import atomic_path
 
 SPLITS = ('train', 'val', 'test')
 RMS = 0.1
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data set that cannot be read or does not fit the network."""
 
 

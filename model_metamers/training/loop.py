@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers.errors import UserError
 from model_metamers import networks
 from model_metamers.networks.checkpoints import checkpoint_dir
 from model_metamers.training import augment, checkpointing, data, metrics
@@ -42,7 +43,7 @@ def _print(message):
     print(message, flush=True)  # flushed: training logs are read while they are written
 
 
-class TrainError(ValueError):
+class TrainError(UserError, ValueError):
     """Inconsistent training settings."""
 
 

@@ -17,10 +17,12 @@ import dataclasses
 
 import tensorflow as tf
 
+from model_metamers.errors import UserError
+
 SIGMOID_TASKS = ('audioset',)
 
 
-class TaskError(ValueError):
+class TaskError(UserError, ValueError):
     """A network that cannot be trained (no logits for a task)."""
 
 
