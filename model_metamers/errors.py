@@ -15,3 +15,11 @@ class UserError(Exception):
 # What a command-line tool reports as one line: every UserError, and a file the user named
 # that is not there (raised by open() and the HDF5 readers).
 USER_ERRORS = (UserError, FileNotFoundError)
+
+
+class GenerationError(UserError, ValueError):
+    """Inconsistent generation settings (duplicate input names, bad shards, null without a layer).
+
+    Defined here, not in :mod:`model_metamers.generation`, because the modules generation
+    drives (stimuli, result records) raise it too; ``generation.GenerationError`` is this class.
+    """

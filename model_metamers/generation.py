@@ -15,26 +15,23 @@ skipped, and an interrupted synthesis continues from its state file.
 """
 
 import dataclasses
-import glob
-import hashlib
 import os
 import sys
-import time
 
 import numpy as np
 
-from model_metamers.errors import UserError
-from model_metamers import __version__
+from model_metamers import exports, published_nulls, result_records, results, resume, stimuli, validation
 from model_metamers import networks as _networks
-from model_metamers import published_nulls, resources, results, validation
+from model_metamers.errors import GenerationError
 from model_metamers.fileio import remove_stale_temp_files
-from model_metamers.networks.checkpoints import CheckpointError, checkpoint_dir, default_weights_path
 from model_metamers.progress import ProgressLine, table
-from model_metamers.synthesis import MetamerSynthesizer
+from model_metamers.synthesis import MetamerSynthesizer, default_learning_rate
+from model_metamers.weights import checkpoint_dir, resolve_weights, weights_fingerprint
 
-
-class GenerationError(UserError, ValueError):
-    """Inconsistent generation settings (duplicate input names, bad shards, null without a layer)."""
+# Moved to their own modules; still importable from here (tests, notebooks, older scripts).
+from model_metamers.resume import state_path as _state_path  # noqa: E402,F401
+from model_metamers.stimuli import (default_inputs, expand_inputs, input_extensions,  # noqa: F401
+                                    load_stimulus, stems_of)
 
 
 @dataclasses.dataclass
@@ -76,63 +73,6 @@ class GenerationSettings:
     modified_relu: bool = True
 
 
-def _convert_once(network_name, original, path, log):
-    """Convert a fetched original checkpoint to ``path`` on first use; the original if that fails.
-
-    Later runs then load the by-name ``.weights.h5`` directly. A checkpoint
-    folder that cannot be written keeps the original format (loaded on every run).
-    """
-    from model_metamers import convert_checkpoint
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    if not os.access(os.path.dirname(path) or '.', os.W_OK):
-        log('using %s as it is (%s is not writable, so it is not converted)'
-            % (original, os.path.dirname(path)))
-        return original
-    log('converting %s to %s (once; later runs load the converted file) ...' % (original, path))
-    start = time.time()
-    try:
-        _, net = convert_checkpoint.convert(network_name, original, output=path)
-    except convert_checkpoint.ConversionError as exc:
-        raise CheckpointError('cannot convert %s: %s' % (original, exc)) from None
-    if net.info.get('weights_report'):
-        log(net.info['weights_report'])
-    log('converted in %.0f s' % (time.time() - start))
-    return path
-
-
-def resolve_weights(network_name, weights, log=None):
-    """Turn ``'auto'`` into a concrete weights argument for ``networks.build``.
-
-    ``'auto'``: the converted ``checkpoints/<network>.weights.h5``; else the
-    published checkpoint in its original format if it is in ``checkpoints/``
-    (fetched, or put there by hand), converted to that file on first use;
-    random weights for the untrained network; otherwise an error that says
-    how to get the weights. ``log``: where the conversion's progress lines go.
-    """
-    _networks.modality_of(network_name)  # unknown names fail here, with the list of networks
-    if weights != 'auto':
-        return weights
-    path = default_weights_path(network_name)
-    if os.path.exists(path):
-        return path
-    from model_metamers.networks import kws
-    if network_name in kws.NETWORKS:  # trained here, not fetched: say how to train them
-        raise kws.missing_weights_error(network_name, path)
-    from model_metamers import fetch
-    original = fetch.local_checkpoint(network_name)
-    if original:
-        return _convert_once(network_name, original, path, log)
-    if network_name.endswith('_random'):
-        return 'random'
-    how = ('fetch the published checkpoint (python -m model_metamers.fetch --network=%s) or convert '
-           'one (python -m model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX)'
-           % (network_name, network_name) if network_name in fetch.SOURCES else
-           'no public checkpoint is known for it: convert your own (python -m '
-           'model_metamers.convert_checkpoint --network=%s --checkpoint=PREFIX)' % network_name)
-    raise CheckpointError('no weights for %s in %s; %s, or pass --weights=random for an untrained '
-                          'network' % (network_name, os.path.dirname(path), how))
-
-
 def default_null_path(network_name):
     """``<checkpoint dir>/<network>.null.h5``: where ``null_distribution='auto'`` looks first."""
     return os.path.join(checkpoint_dir(), '%s.null.h5' % network_name)
@@ -161,87 +101,6 @@ def resolve_null(network_name, value, log=None):
         'the predicted class only, not by the paper\'s criterion' % (
             network_name, default_null_path(network_name)))
     return None
-
-
-def weights_fingerprint(weights):
-    """SHA-1 of the weight file(s) ``weights`` names, or ``'random'``.
-
-    A ``.weights.h5`` or V1 checkpoint is one file; a V2 checkpoint prefix is
-    every ``<prefix>.*`` file. Results record it, so that a rerun after the
-    weights were retrained or replaced at the same path makes its metamers again.
-    """
-    if weights is None or weights == 'random':
-        return 'random'
-    path = os.path.expanduser(str(weights))
-    if os.path.isdir(path):  # a folder of TF checkpoints: build() loads its latest
-        import tensorflow as tf
-        path = tf.train.latest_checkpoint(path) or path
-    files = [path] if os.path.isfile(path) else sorted(glob.glob(glob.escape(path) + '.*'))
-    digest = hashlib.sha1()
-    for name in files:
-        digest.update(os.path.basename(name).encode())
-        with open(name, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 22), b''):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def default_inputs(network):
-    return [resources.demo_input(network.name, network.modality)]
-
-
-def input_extensions(modality):
-    """Lower-case file suffixes a folder of ``'audio'`` or ``'image'`` inputs is scanned for."""
-    if modality == 'image':
-        from model_metamers.images import FILE_EXTENSIONS
-    else:
-        from model_metamers.audio import FILE_EXTENSIONS
-    return FILE_EXTENSIONS
-
-
-def expand_inputs(items, modality):
-    """Input files from paths and folders; a folder gives its sorted files of ``modality``.
-
-    Files named directly are kept whatever their suffix (the loader judges them);
-    a folder with no file of the modality's suffixes is an error.
-    """
-    paths = []
-    for item in items:
-        item = os.fspath(item)
-        if os.path.isdir(item):
-            ext = input_extensions(modality)
-            found = sorted(os.path.join(item, f) for f in os.listdir(item)
-                           if f.lower().endswith(ext) and not os.path.isdir(os.path.join(item, f)))
-            if not found:
-                noun = 'images' if modality == 'image' else 'sounds'
-                raise GenerationError('folder %s holds no %s files (%s); give a folder of %s or '
-                                      'name the files' % (item, modality, ', '.join(ext), noun))
-            paths += found
-        elif item:
-            paths.append(item)
-    return paths
-
-
-def load_stimulus(network, path):
-    """A natural input file as a network stimulus (``network.input_shape`` float32)."""
-    if network.modality == 'image':
-        from model_metamers import images
-        return images.load_image(path, size=network.input_shape[0])
-    from model_metamers import audio
-    n = int(np.prod(network.input_shape))
-    return audio.load_audio(path, sr=network.sample_rate, duration_s=n / network.sample_rate)
-
-
-def stems_of(inputs):
-    """Output file stems of the inputs; duplicate stems are an error."""
-    stems = [os.path.splitext(os.path.basename(str(p)))[0] for p in inputs]
-    seen = {}
-    for path, stem in zip(inputs, stems):
-        if stem in seen:
-            raise GenerationError('inputs %s and %s share the name %r; rename one so their outputs '
-                             'do not collide' % (seen[stem], path, stem))
-        seen[stem] = path
-    return stems
 
 
 def check_settings(settings):
@@ -295,143 +154,9 @@ def plan_jobs(n_inputs, layers, num_shards=1, shard_index=0):
     return [job for k, job in enumerate(jobs) if k % num_shards == shard_index]
 
 
-def _settings_attrs(settings, synth, weights, weights_id):
-    return {'learning_rate': synth.learning_rate, 'iterations': synth.step,
-            'requested_iterations': settings.iterations if settings.iterations is not None else -1,
-            'seed': synth.seeds[0], 'weights': str(weights), 'weights_sha1': weights_id,
-            'procedure': synth.procedure.name,
-            'domain': synth.domain, 'modified_relu': synth.modified_relu,
-            'log_every': synth.log_every, 'initial_noise': synth.initial_noise,
-            'stage_iterations': getattr(synth.procedure, 'block_length', -1),
-            'stages': getattr(synth.procedure, 'stages', -1),
-            'package_version': __version__, 'network': synth.network.name}
-
-
 NO_NULL_WARNING = ("no --null_distribution: 'passed' checks only that the metamer is classified like "
                    "its natural input ('class only' in the table); the paper's criterion also needs "
                    "rho above a null distribution (python -m model_metamers.null_distribution)")
-
-
-def _finished_part(path, layer, settings, weights, weights_id, learning_rate):
-    """The attributes of the part at ``path`` if it holds this job done with these settings, else None."""
-    if not os.path.exists(path):
-        return None
-    try:
-        attrs = results.read_result(path)[results.result_key(layer, settings.seed)]['attrs']
-    except (OSError, KeyError, ValueError, RuntimeError):
-        return None
-    wanted_iter = settings.iterations if settings.iterations is not None else -1
-    # Parts written before weights were fingerprinted have no weights_sha1: the path decides.
-    same = (attrs.get('requested_iterations') == wanted_iter and attrs.get('seed') == settings.seed
-            and attrs.get('weights') == str(weights)
-            and attrs.get('weights_sha1', weights_id) == weights_id
-            and attrs.get('procedure') == settings.procedure
-            and attrs.get('domain') == settings.domain
-            and bool(attrs.get('modified_relu', True)) == bool(settings.modified_relu)
-            and (settings.procedure != 'feather2023' or (
-                attrs.get('stage_iterations', 3000) == (settings.stage_iterations or 3000)
-                and attrs.get('stages', 8) == (settings.stages or 8)))
-            and np.isclose(attrs.get('learning_rate', np.nan), learning_rate))
-    return attrs if same else None
-
-
-def _validation_record(network, val):
-    """``(attrs, datasets)`` a result stores for one :class:`validation.Validation`."""
-    attrs = dict(val.as_attrs(), natural_class_name=_class_name(network, val.natural_class),
-                 metamer_class_name=_class_name(network, val.metamer_class))
-    datasets = {'spearman_all_layers': np.asarray(list(val.spearman_layers.values())),
-                'spearman_layers': np.asarray(list(val.spearman_layers), dtype='S')}
-    return attrs, datasets
-
-
-def _revalidate_part(path, key, network, null):
-    """Validate a finished part again (another or no null distribution) and rewrite it.
-
-    Only validation is redone, from the stored metamer and natural stimulus (or
-    cochleagrams); returns the new attributes.
-    """
-    res = results.read_result(path)
-    datasets, attrs = dict(res[key]['datasets']), dict(res[key]['attrs'])
-    layer, _ = results.layer_and_seed(key, attrs)
-    from_stage = network.representation_stage if attrs.get('domain') == 'cochleagram' else None
-    val = validation.validate(network, datasets['natural'][None], datasets['metamer'][None], layer,
-                              null=null, from_stage=from_stage,
-                              criterion=results._text(attrs.get('procedure', 'feather2019')))[0]
-    new_attrs, new_datasets = _validation_record(network, val)
-    attrs.update(new_attrs)
-    datasets.update(new_datasets)
-    results.write_part(path, res['_file'], key, datasets, attrs)
-    return attrs
-
-
-STATE_SUFFIX = '.state.h5'
-
-
-def _state_dir(network_dir, layer):
-    return os.path.join(network_dir, results.PART_DIR, '_state', results.layer_file_name(layer))
-
-
-def _state_path(network_dir, layer, stems, seed=0):
-    key = '+'.join(stems)
-    if len(key) > 80:
-        key = hashlib.sha1(key.encode()).hexdigest()
-    return os.path.join(_state_dir(network_dir, layer), results.result_key(key, seed) + STATE_SUFFIX)
-
-
-def _state_owner(path):
-    """``(stems, seed)`` of the batch a state file belongs to; None when that cannot be told."""
-    import json
-
-    import h5py
-    try:
-        with h5py.File(path, 'r') as f:
-            note = json.loads(f.attrs.get('annotations', '{}'))
-    except (OSError, ValueError, RuntimeError):
-        return None
-    if 'stems' in note:
-        return list(note['stems']), int(note.get('seed', 0))
-    # States written before they were annotated: the name is the batch's stems (when short).
-    name = os.path.basename(path)[:-len(STATE_SUFFIX)]
-    key, _, seed = name.partition(results.SEED_MARK)
-    if len(key) == 40 and '+' not in key:
-        return None
-    return key.split('+'), int(seed) if seed.isdigit() else 0
-
-
-def _plan_batches(network_dir, layer, todo, done, stems, settings, log):
-    """Batches (lists of input indices) for one layer, interrupted batches first.
-
-    A state file of an interrupted batch whose inputs are all still to do is
-    resumed with its own batch (so that a rerun with another ``--batch_size``
-    continues it instead of starting over); one whose inputs are all done is
-    removed. The rest is cut into batches of ``settings.batch_size``.
-    """
-    left = list(todo)
-    batches = []
-    for path in sorted(glob.glob(os.path.join(glob.escape(_state_dir(network_dir, layer)), '*' + STATE_SUFFIX))):
-        owner = _state_owner(path)
-        if owner is None or owner[1] != settings.seed:
-            continue
-        index = {stems[i]: i for i in left}
-        if all(s in index for s in owner[0]):
-            batch = [index[s] for s in owner[0]]
-            if len(batch) != settings.batch_size:
-                log('%s: resuming an interrupted batch of %d input(s) (%s) from %s; --batch_size=%d '
-                    'applies to the others' % (layer, len(batch), ', '.join(owner[0]), path,
-                                               settings.batch_size))
-            batches.append(batch)
-            left = [i for i in left if i not in batch]
-        elif owner[0] and all(s in done for s in owner[0]):
-            _remove(path)
-    batches += [left[k:k + settings.batch_size] for k in range(0, len(left), settings.batch_size)]
-    return batches
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except FileNotFoundError:  # a concurrent run on the same folder removed it first
-        pass
 
 
 def check_writable(folders):
@@ -457,58 +182,6 @@ def check_writable(folders):
                                   'another %s' % (existing, exc.strerror or exc, flag)) from None
 
 
-class _Exporter:
-    """Writes the listenable / viewable files beside the HDF5 results."""
-
-    def __init__(self, network, network_dir):
-        self.network = network
-        self.dir = network_dir
-
-    def stimulus(self, stem, suffix, x, domain):
-        base = os.path.join(self.dir, '%s_%s' % (stem, results.layer_file_name(suffix)))
-        if self.network.modality == 'image':
-            from model_metamers import images
-            images.save_png(base + '.png', x)
-        elif domain == 'stimulus':
-            from model_metamers import audio
-            audio.write_wav(base + '.wav', x, sr=self.network.sample_rate)
-        else:
-            from model_metamers import plotting
-            plotting.save_cochleagram_png(base + '.png', x)
-
-
-def _tensorboard_writer(settings, stem):
-    if not settings.tensorboard_dir:
-        return None
-    import tensorflow as tf
-    return tf.summary.create_file_writer(os.path.join(settings.tensorboard_dir, settings.network, stem))
-
-
-def _tensorboard_log(writer, network, layer, synth, k, val):
-    """Loss curve, rho and the metamer of stimulus ``k`` of the batch ``synth`` made."""
-    if writer is None:
-        return
-    import tensorflow as tf
-    metamer, domain = synth.metamer[k], synth.domain
-    record = synth.record(k)
-    last = record['iterations']
-    with writer.as_default():
-        for step, loss in zip(record['loss_steps'], record['loss']):
-            tf.summary.scalar('loss/%s' % layer, float(loss), step=int(step))
-        tf.summary.scalar('spearman/%s' % layer, val.spearman_matched, step=last)
-        if domain == 'stimulus' and network.modality == 'audio':
-            peak = max(float(np.max(np.abs(metamer))), 1e-9)
-            tf.summary.audio('metamer/%s' % layer, (metamer / peak)[None, :, None],
-                             network.sample_rate, step=last)
-        elif network.modality == 'image':
-            tf.summary.image('metamer/%s' % layer, np.clip(metamer, 0, 1)[None], step=last)
-        elif np.ndim(metamer) == 3:  # a cochleagram [frequency, time, 1]: low frequencies at the bottom
-            low, high = float(np.min(metamer)), float(np.max(metamer))
-            picture = (metamer[::-1] - low) / max(high - low, 1e-12)
-            tf.summary.image('metamer/%s' % layer, picture[None], step=last)
-    writer.flush()
-
-
 def generate(settings, network=None, log=None):
     """Run generation; returns one summary dict per (input, layer) done or found.
 
@@ -522,70 +195,143 @@ def generate(settings, network=None, log=None):
     weights = resolve_weights(settings.network, settings.weights, log)
     strategy = None
     if network is None:
-        strategy = _multi_gpu_strategy(settings.batch_size)
-        if strategy is not None:
-            with strategy.scope():
-                network = _networks.build(settings.network, weights=weights, seed=0)
-        else:
-            network = _networks.build(settings.network, weights=weights, seed=0)
-        if network.info.get('weights_report'):
-            log(network.info['weights_report'])
-    layers, seen = [], set()
-    for layer in (settings.layers or network.metamer_layers):
-        canonical = network.resolve(layer)
-        if canonical not in seen:  # a layer named twice (or by an alias) is done once
-            seen.add(canonical)
-            layers.append(layer)
-    inputs = expand_inputs(settings.inputs, network.modality) if settings.inputs else default_inputs(network)
-    stems = stems_of(inputs)
-    null = None
-    null_path = resolve_null(settings.network, settings.null_distribution, log)
-    if null_path:
-        try:
-            null = validation.load_null(null_path, measures=settings.procedure == 'feather2023')
-        except (OSError, ValueError) as exc:
-            if settings.null_distribution != 'auto' or settings.procedure != 'feather2023':
-                raise GenerationError(str(exc)) from None
-            # Found by 'auto' (e.g. the release's Spearman-only pickle): unusable for the 2023 criterion.
-            log('not using %s: %s; metamers are validated by the predicted class only'
-                % (null_path, str(exc).split(';')[0]))
-            null_path = None
+        network, strategy = _build_network(settings, weights, log)
+    layers = _unique_layers(network, settings.layers or network.metamer_layers)
+    inputs = (stimuli.expand_inputs(settings.inputs, network.modality) if settings.inputs
+              else stimuli.default_inputs(network))
+    stems = stimuli.stems_of(inputs)
     weights_id = weights_fingerprint(weights)
-    if null is not None:
-        from model_metamers.null_distribution import NullMismatchError, check_matches
-        missing = [layer for layer in layers
-                   if layer not in null and network.resolve(layer) not in null]
-        try:
-            check_matches(published_nulls.null_record(null_path), network.name, weights_id, source=null_path)
-            if missing:
-                raise GenerationError('null distribution %s has no layer(s) %s'
-                                      % (null_path, ', '.join(missing)))
-        except (NullMismatchError, GenerationError) as exc:
-            if settings.null_distribution != 'auto':
-                raise GenerationError(str(exc)) from None
-            # Found by 'auto', not asked for: other weights (or layers) than the null's are no error,
-            # they only cannot be validated against it.
-            log('not using %s: %s; metamers are validated by the predicted class only'
-                % (null_path, str(exc).split(';')[0]))
-            null = null_path = None
+    null, null_path = _null_for(settings, network, layers, weights_id, log)
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
-    seed = settings.seed
     if not jobs:
         log('shard %d of %d has no jobs (%d input(s) x %d layer(s) = %d jobs in all); nothing to do'
             % (settings.shard_index, settings.num_shards, len(inputs), len(layers), len(inputs) * len(layers)))
     # Every input of this shard is read before the first synthesis, so that a bad file
     # stops the run before hours of work on the others (and before anything is written).
-    stimuli = {i: load_stimulus(network, inputs[i]) for i in sorted({i for i, _ in jobs})}
+    natural = {i: stimuli.load_stimulus(network, inputs[i]) for i in sorted({i for i, _ in jobs})}
     network_dir = os.path.join(settings.output_dir, network.name)
-    exporter = _Exporter(network, network_dir)
     lr = settings.learning_rate
     if lr is None:
-        lr = network.default_learning_rate if settings.procedure == 'feather2019' else 1.0
+        lr = default_learning_rate(network, settings.procedure)
     if null is None and jobs and settings.null_distribution != 'auto':
         # Turned off on purpose ('none'); with 'auto' and none found, resolve_null has said so.
         log('warning: ' + NO_NULL_WARNING)
 
-    # Parts that older code wrote for another seed under the seed-0 name (once per folder).
+    _migrate_legacy_parts(network_dir, stems, jobs, log)
+    run = _Run(settings, network, network_dir, inputs, stems, weights, weights_id, null, null_path, lr,
+               strategy, log)
+    by_layer, finished, revalidate, todo = resume.classify_jobs(run, layers, jobs)
+    touched = sorted({stems[i] for i, _ in jobs})
+    _prepare_folders(run, layers, revalidate, todo, touched)
+
+    rows = []
+    assembled = set()
+    for layer_no, layer in enumerate(layers, 1):
+        rows += [_finished_row(run, i, layer, finished[(i, layer)], (i, layer) in revalidate)
+                 for i in by_layer.get(layer, []) if (i, layer) in finished]
+        done = {stems[i] for i in by_layer.get(layer, []) if (i, layer) in finished}
+        batches = (resume.plan_batches(network_dir, layer, todo[layer], done, stems, settings, log)
+                   if layer in todo else [])
+        for batch in batches:
+            label = '[%d/%d] %s %s' % (layer_no, len(layers), layer,
+                                       stems[batch[0]] if len(batch) == 1 else '%d inputs' % len(batch))
+            rows += _synthesize_batch(run, layer, batch, np.stack([natural[i] for i in batch]), label)
+            if settings.num_shards == 1:
+                for i in batch:
+                    rows += _assemble(network_dir, stems[i], log)
+                    assembled.add(stems[i])
+    if settings.num_shards == 1:
+        # Inputs whose jobs were all done before: their file may lack a part that a killed run
+        # wrote just before assembling (or may have been deleted); it is rebuilt when out of date.
+        for stem in sorted(set(touched) - assembled):
+            rows += _assemble(network_dir, stem, log)
+        if settings.figures:
+            _figures(network, network_dir, touched, log)
+    return rows
+
+
+@dataclasses.dataclass
+class _Run:
+    """What every step of one :func:`generate` call shares (resolved once, read only)."""
+
+    settings: GenerationSettings
+    network: object
+    network_dir: str
+    inputs: list
+    stems: list
+    weights: object
+    weights_id: str
+    null: object
+    null_path: str
+    learning_rate: float
+    strategy: object
+    log: object
+
+
+def _build_network(settings, weights, log):
+    """``(network, strategy)``: the network, built under a multi-GPU strategy when there is one."""
+    strategy = _multi_gpu_strategy(settings.batch_size)
+    if strategy is not None:
+        with strategy.scope():
+            network = _networks.build(settings.network, weights=weights, seed=0)
+    else:
+        network = _networks.build(settings.network, weights=weights, seed=0)
+    if network.info.get('weights_report'):
+        log(network.info['weights_report'])
+    return network, strategy
+
+
+def _unique_layers(network, requested):
+    """``requested`` without repeats: a layer named twice (or by an alias) is done once."""
+    layers, seen = [], set()
+    for layer in requested:
+        canonical = network.resolve(layer)
+        if canonical not in seen:
+            seen.add(canonical)
+            layers.append(layer)
+    return layers
+
+
+def _null_for(settings, network, layers, weights_id, log):
+    """``(null, path)``: the null distribution the run validates with, checked against the
+    network, its weights and the layers; ``(None, None)`` without one.
+
+    A null asked for by name that does not fit is an error; one found by ``'auto'``
+    that does not fit is not used, and that is said once.
+    """
+    null_path = resolve_null(settings.network, settings.null_distribution, log)
+    if not null_path:
+        return None, null_path
+    try:
+        null = validation.load_null(null_path, measures=settings.procedure == 'feather2023')
+    except (OSError, ValueError) as exc:
+        if settings.null_distribution != 'auto' or settings.procedure != 'feather2023':
+            raise GenerationError(str(exc)) from None
+        # Found by 'auto' (e.g. the release's Spearman-only pickle): unusable for the 2023 criterion.
+        log('not using %s: %s; metamers are validated by the predicted class only'
+            % (null_path, str(exc).split(';')[0]))
+        return None, None
+    from model_metamers.null_distribution import NullMismatchError, check_matches
+    missing = [layer for layer in layers
+               if layer not in null and network.resolve(layer) not in null]
+    try:
+        check_matches(published_nulls.null_record(null_path), network.name, weights_id, source=null_path)
+        if missing:
+            raise GenerationError('null distribution %s has no layer(s) %s'
+                                  % (null_path, ', '.join(missing)))
+    except (NullMismatchError, GenerationError) as exc:
+        if settings.null_distribution != 'auto':
+            raise GenerationError(str(exc)) from None
+        # Found by 'auto', not asked for: other weights (or layers) than the null's are no error,
+        # they only cannot be validated against it.
+        log('not using %s: %s; metamers are validated by the predicted class only'
+            % (null_path, str(exc).split(';')[0]))
+        return None, None
+    return null, null_path
+
+
+def _migrate_legacy_parts(network_dir, stems, jobs, log):
+    """Move parts that older code wrote for another seed under the seed-0 name (once per folder)."""
     for i, layer in jobs:
         try:
             moved = results.migrate_legacy_part(network_dir, stems[i], layer)
@@ -594,36 +340,21 @@ def generate(settings, network=None, log=None):
         if moved:
             log('%s / %s: moved the part of another seed to %s' % (stems[i], layer, moved))
 
-    # What is done, what needs validating again, what is to be made: reads only.
-    by_layer = {}
-    for i, layer in jobs:
-        by_layer.setdefault(layer, []).append(i)
-    finished, revalidate, todo = {}, [], {}
-    for layer in layers:
-        threshold = validation.null_threshold(null, network, layer) if by_layer.get(layer) else None
-        for i in by_layer.get(layer, []):
-            path = results.part_path(network_dir, stems[i], layer, seed)
-            reason = results.check_part(path) if os.path.exists(path) else None
-            attrs = None if reason else _finished_part(path, layer, settings, weights, weights_id, lr)
-            if reason:
-                log('%s / %s: part file %s is unreadable (%s); making it again' % (
-                    stems[i], layer, path, reason))
-            if attrs is None:
-                todo.setdefault(layer, []).append(i)
-                continue
-            finished[(i, layer)] = attrs
-            if not np.array_equal(float(attrs.get('null_max', np.nan)), threshold, equal_nan=True):
-                revalidate.append((i, layer))
-    touched = sorted({stems[i] for i, _ in jobs})
 
-    # Before the first iteration: every folder this run will write must take files.
+def _prepare_folders(run, layers, revalidate, todo, touched):
+    """Before the first iteration: every folder this run will write must take files.
+
+    Then remove the temporary files an interrupted run left there, and (sharded
+    runs) record the whole job list for ``--merge`` to check.
+    """
+    settings, network_dir, stems = run.settings, run.network_dir, run.stems
     folders = []
     if todo or revalidate:
         folders.append((network_dir, '--output_dir'))
         folders += [(os.path.dirname(results.part_path(network_dir, stems[i], layer)), '--output_dir')
                     for i, layer in revalidate]
         for layer, indices in todo.items():
-            folders.append((_state_dir(network_dir, layer), '--output_dir'))
+            folders.append((resume.state_dir(network_dir, layer), '--output_dir'))
             folders += [(os.path.join(network_dir, results.PART_DIR, stems[i]), '--output_dir')
                         for i in indices]
         if settings.tensorboard_dir and todo:
@@ -636,109 +367,86 @@ def generate(settings, network=None, log=None):
             folders + [(network_dir, '')] + [(os.path.join(network_dir, results.PART_DIR, s), '')
                                             for s in touched]))
         if stale:
-            log('removed %d temporary file(s) an interrupted run left behind' % stale)
+            run.log('removed %d temporary file(s) an interrupted run left behind' % stale)
     if settings.num_shards > 1 and todo:
-        plan = [(stems[i], results.result_key(layer, seed), k) for k in range(settings.num_shards)
-                for i, layer in plan_jobs(len(inputs), layers, settings.num_shards, k)]
+        plan = [(stems[i], results.result_key(layer, settings.seed), k) for k in range(settings.num_shards)
+                for i, layer in plan_jobs(len(run.inputs), layers, settings.num_shards, k)]
         results.write_plan(network_dir, plan, settings.num_shards)
 
+
+def _finished_row(run, i, layer, attrs, revalidate):
+    """The row of a job done before (validated again first when the null distribution changed)."""
+    settings, stem = run.settings, run.stems[i]
+    note = ''
+    if attrs.get('log_every', settings.log_every) != settings.log_every:
+        note = 'done before with --log_every=%d' % attrs['log_every']
+    if revalidate:
+        path = results.part_path(run.network_dir, stem, layer, settings.seed)
+        attrs = result_records.revalidate_part(path, results.result_key(layer, settings.seed),
+                                               run.network, run.null)
+        run.log('%s / %s: already done; validated again %s' % (
+            stem, layer, 'with %s' % run.null_path if run.null is not None
+            else 'without a null distribution'))
+    else:
+        run.log('%s / %s: already done, skipped%s' % (stem, layer, ' (%s)' % note if note else ''))
+    return _row(stem, layer, attrs, skipped=True, note=note)
+
+
+def _synthesize_batch(run, layer, batch, natural, label):
+    """Synthesise, validate and write the metamers of one batch of inputs; their rows.
+
+    ``natural``: the batch's stimuli, ``[len(batch)] + input_shape``.
+    """
+    settings, network, network_dir, seed = run.settings, run.network, run.network_dir, run.settings.seed
+    batch_stems = [run.stems[i] for i in batch]
+    strategy = run.strategy
+    use_strategy = strategy if strategy and len(batch) % strategy.num_replicas_in_sync == 0 else None
+    synth = MetamerSynthesizer(network, natural, layer, procedure=settings.procedure,
+                               learning_rate=run.learning_rate, seed=seed, domain=settings.domain,
+                               log_every=settings.log_every, jit_compile=settings.jit_compile,
+                               strategy=use_strategy, modified_relu=settings.modified_relu,
+                               stage_iterations=settings.stage_iterations, stages=settings.stages)
+    synth.annotations = {'stems': batch_stems, 'seed': seed, 'layer': layer}
+    state = resume.state_path(network_dir, layer, batch_stems, seed)
+    synth.synthesize(settings.iterations, checkpoint_path=state,
+                     checkpoint_every=settings.checkpoint_every,
+                     stop_threshold=settings.stop_threshold, stop_window=settings.stop_window,
+                     progress=ProgressLine(label) if settings.progress else None)
+    for k, status in enumerate(synth.stimulus_status):
+        if status == 'diverged':
+            run.log('%s: %s: %s' % (label, batch_stems[k], synth.stimulus_message[k]))
+    vals = validation.validate(network, synth.natural_representation, synth.metamer, layer,
+                               null=run.null, from_stage=synth.from_stage, criterion=settings.procedure)
+    key = results.result_key(layer, seed)
+    exporter = exports.Exporter(network, network_dir)
     rows = []
-    assembled = set()
-    for layer_no, layer in enumerate(layers, 1):
-        for i in by_layer.get(layer, []):
-            if (i, layer) not in finished:
-                continue
-            attrs = finished[(i, layer)]
-            note = ''
-            if attrs.get('log_every', settings.log_every) != settings.log_every:
-                note = 'done before with --log_every=%d' % attrs['log_every']
-            if (i, layer) in revalidate:
-                path = results.part_path(network_dir, stems[i], layer, seed)
-                attrs = _revalidate_part(path, results.result_key(layer, seed), network, null)
-                log('%s / %s: already done; validated again %s' % (
-                    stems[i], layer, 'with %s' % null_path if null is not None
-                    else 'without a null distribution'))
-            else:
-                log('%s / %s: already done, skipped%s' % (stems[i], layer, ' (%s)' % note if note else ''))
-            rows.append(_row(stems[i], layer, attrs, skipped=True, note=note))
-        done = {stems[i] for i in by_layer.get(layer, []) if (i, layer) in finished}
-        batches = (_plan_batches(network_dir, layer, todo[layer], done, stems, settings, log)
-                   if layer in todo else [])
-        for batch in batches:
-            batch_stems = [stems[i] for i in batch]
-            natural = np.stack([stimuli[i] for i in batch])
-            use_strategy = strategy if strategy and len(batch) % strategy.num_replicas_in_sync == 0 else None
-            synth = MetamerSynthesizer(network, natural, layer, procedure=settings.procedure,
-                                       learning_rate=lr, seed=seed, domain=settings.domain,
-                                       log_every=settings.log_every, jit_compile=settings.jit_compile,
-                                       strategy=use_strategy, modified_relu=settings.modified_relu,
-                                       stage_iterations=settings.stage_iterations,
-                                       stages=settings.stages)
-            synth.annotations = {'stems': batch_stems, 'seed': seed, 'layer': layer}
-            state = _state_path(network_dir, layer, batch_stems, seed)
-            label = '[%d/%d] %s %s' % (layer_no, len(layers), layer,
-                                       batch_stems[0] if len(batch) == 1 else '%d inputs' % len(batch))
-            synth.synthesize(settings.iterations, checkpoint_path=state,
-                             checkpoint_every=settings.checkpoint_every,
-                             stop_threshold=settings.stop_threshold, stop_window=settings.stop_window,
-                             progress=ProgressLine(label) if settings.progress else None)
-            for k, status in enumerate(synth.stimulus_status):
-                if status == 'diverged':
-                    log('%s: %s: %s' % (label, batch_stems[k], synth.stimulus_message[k]))
-            from_stage = synth._from_stage
-            vals = validation.validate(network, synth.natural_representation, synth.metamer, layer,
-                                       null=null, from_stage=from_stage, criterion=settings.procedure)
-            key = results.result_key(layer, seed)
-            for k, i in enumerate(batch):
-                val = vals[k]
-                # Its own history: it may have stopped (converged, diverged) before its batch mates.
-                record = synth.record(k)
-                datasets = {name: record[name] for name in (
-                    'metamer', 'loss', 'loss_steps', 'grad_norm', 'change_norm', 'learning_rates',
-                    'snapshots', 'snapshot_steps')}
-                datasets['natural'] = synth.natural_representation[k]
-                val_attrs, val_datasets = _validation_record(network, val)
-                datasets.update(val_datasets)
-                if synth.domain == 'cochleagram':
-                    datasets['natural_waveform'] = natural[k]
-                attrs = dict(val_attrs, status=record['status'], message=record['message'],
-                             final_loss=float(record['loss'][-1]), elapsed_s=record['elapsed_s'],
-                             **_settings_attrs(settings, synth, weights, weights_id))
-                attrs['seed'] = synth.seeds[k]
-                attrs['iterations'] = record['iterations']
-                attrs['layer'] = layer
-                # HDF5 lists groups alphabetically; readers sort layers by this.
-                attrs['layer_index'] = (network.metamer_layers.index(layer)
-                                        if layer in network.metamer_layers else len(network.metamer_layers))
-                # The part file marks the job done, so it is written last: a run killed before it
-                # redoes the job (from its state file) and its exports with it.
-                exporter.stimulus(stems[i], key, synth.metamer[k], synth.domain)
-                if not os.path.exists(os.path.join(network_dir, '%s_natural.%s' % (
-                        stems[i], 'png' if network.modality == 'image' or synth.domain != 'stimulus'
-                        else 'wav'))):
-                    exporter.stimulus(stems[i], 'natural', synth.natural_representation[k], synth.domain)
-                results.write_part(results.part_path(network_dir, stems[i], layer, seed),
-                                   results.file_attrs(network, inputs[i], weights), key, datasets, attrs)
-                _tensorboard_log(_tensorboard_writer(settings, stems[i]), network, layer, synth, k, val)
-                rows.append(_row(stems[i], layer, attrs))
-            _remove(state)
-            if settings.num_shards == 1:
-                for i in batch:
-                    rows += _assemble(network_dir, stems[i], log)
-                    assembled.add(stems[i])
-    if settings.num_shards == 1:
-        # Inputs whose jobs were all done before: their file may lack a part that a killed run
-        # wrote just before assembling (or may have been deleted); it is rebuilt when out of date.
-        for stem in sorted(set(touched) - assembled):
-            rows += _assemble(network_dir, stem, log)
-    if settings.num_shards == 1 and settings.figures:
-        for stem in touched:
-            path = results.result_path(network_dir, stem)
-            figure = os.path.join(network_dir, stem + '_figure.png')
-            if os.path.exists(path) and not (os.path.exists(figure)
-                                             and os.path.getmtime(figure) >= os.path.getmtime(path)):
-                _figure(network, path, figure, log)
+    for k, i in enumerate(batch):
+        datasets, attrs = result_records.job_record(network, layer, synth, k, natural, vals[k],
+                                                    settings, run.weights, run.weights_id)
+        # The part file marks the job done, so it is written last: a run killed before it
+        # redoes the job (from its state file) and its exports with it.
+        exporter.stimulus(run.stems[i], key, synth.metamer[k], synth.domain)
+        if not os.path.exists(os.path.join(network_dir, '%s_natural.%s' % (
+                run.stems[i], 'png' if network.modality == 'image' or synth.domain != 'stimulus'
+                else 'wav'))):
+            exporter.stimulus(run.stems[i], 'natural', synth.natural_representation[k], synth.domain)
+        results.write_part(results.part_path(network_dir, run.stems[i], layer, seed),
+                           results.file_attrs(network, run.inputs[i], run.weights), key, datasets, attrs)
+        exports.tensorboard_log(exports.tensorboard_writer(settings, run.stems[i]), network, layer,
+                                synth, k, vals[k])
+        rows.append(_row(run.stems[i], layer, attrs))
+    resume.remove_if_there(state)
     return rows
+
+
+def _figures(network, network_dir, stems, log):
+    """A figure per input whose result file is newer than its figure."""
+    for stem in stems:
+        path = results.result_path(network_dir, stem)
+        figure = os.path.join(network_dir, stem + '_figure.png')
+        if os.path.exists(path) and not (os.path.exists(figure)
+                                         and os.path.getmtime(figure) >= os.path.getmtime(path)):
+            _figure(network, path, figure, log)
 
 
 def _assemble(network_dir, stem, log):
@@ -758,14 +466,6 @@ def _assemble(network_dir, stem, log):
                      'class_only': False, 'status': 'unreadable part', 'natural_class': '',
                      'metamer_class': '', 'skipped': False, 'note': ''})
     return rows
-
-
-def _class_name(network, index):
-    if index is None:
-        return 'none'
-    if isinstance(index, (int, np.integer)) and 0 <= index < len(network.class_names):
-        return network.class_names[index]
-    return str(index)
 
 
 def _row(stem, layer, attrs, skipped=False, note=''):

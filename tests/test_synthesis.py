@@ -201,6 +201,24 @@ def test_logs_and_snapshots_follow_the_original_loop():
     assert np.all((synth.metamer >= 0) & (synth.metamer <= 1))
 
 
+def test_read_only_views_match_the_history_and_the_per_stimulus_record():
+    net = toy_network()
+    synth = MetamerSynthesizer(net, natural_images(2), 'relu2', log_every=40)
+    synth.synthesize(100)
+    assert synth.loss_steps.tolist() == [0, 40, 80, 100]
+    assert synth.losses.shape == synth.gradient_norm.shape == synth.change_norm.shape == (4, 2)
+    assert synth.learning_rates.shape == (4,) and synth.learning_rates[0] == pytest.approx(0.001)
+    assert synth.from_stage is None
+    for k in range(2):
+        record = synth.record(k)
+        np.testing.assert_allclose(record['grad_norm'], synth.gradient_norm[:, k], rtol=1e-6)
+        np.testing.assert_allclose(record['change_norm'], synth.change_norm[:, k], rtol=1e-6)
+        np.testing.assert_array_equal(record['loss'], synth.losses[:, k])
+    for name in ('losses', 'gradient_norm', 'from_stage', 'learning_rates'):
+        with pytest.raises(AttributeError):
+            setattr(synth, name, None)
+
+
 def test_convergence_stop():
     net = toy_network()
     synth = MetamerSynthesizer(net, natural_images(1), 'relu1', log_every=50, learning_rate=0.05)

@@ -6,35 +6,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from model_metamers.errors import UserError
 from model_metamers import weights_io
+from model_metamers.errors import UserError
 from model_metamers.networks import bookkeeping
-
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+# The folder and file names that 'default' means live with the rest of that meaning.
+from model_metamers.weights import AUTO, DEFAULT, RANDOM, checkpoint_dir, default_weights_path, is_random, resolve_default  # noqa: F401
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing or does not fit the network."""
-
-
-def checkpoint_dir():
-    """Folder for published / converted checkpoints.
-
-    ``$MODEL_METAMERS_CHECKPOINT_DIR`` if set, else the ``checkpoints/`` folder of
-    the source checkout, else ``./checkpoints``.
-    """
-    env = os.environ.get('MODEL_METAMERS_CHECKPOINT_DIR')
-    if env:
-        return env
-    candidate = os.path.join(_PACKAGE_PARENT, 'checkpoints')
-    if os.path.isdir(candidate):
-        return candidate
-    return os.path.abspath('checkpoints')
-
-
-def default_weights_path(network_name):
-    """``<checkpoint_dir>/<network>.weights.h5``, the converted file ``build`` looks for."""
-    return os.path.join(checkpoint_dir(), '%s.weights.h5' % network_name)
 
 
 def is_v1_checkpoint_file(path):
@@ -66,10 +45,9 @@ def weights_kind(weights, network_name, original_format):
     Raises :class:`CheckpointError` with where to put / how to get the file when
     the path does not exist.
     """
-    if weights is None or weights == 'random':
+    if is_random(weights):
         return 'random', None
-    if weights == 'default':
-        weights = default_weights_path(network_name)
+    weights = resolve_default(weights, network_name)
     path = os.path.expanduser(str(weights))
     if path.endswith('.h5') and os.path.isfile(path):
         return 'h5', path

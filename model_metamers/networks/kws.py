@@ -71,8 +71,8 @@ def missing_weights_error(name, path):
 
 def _weights_plan(name, weights):
     """``('random', None)`` or ``('h5', path)``; ``'auto'``/``'default'`` mean checkpoints/<name>.weights.h5."""
-    if weights in ('auto', 'default'):
-        path = checkpoints.default_weights_path(name)
+    if weights in (checkpoints.AUTO, checkpoints.DEFAULT):
+        path = checkpoints.resolve_default(checkpoints.DEFAULT, name)
         if not os.path.isfile(path):
             raise missing_weights_error(name, path)
         return 'h5', path

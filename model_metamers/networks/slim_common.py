@@ -14,7 +14,6 @@ prefix) with ``tf.train.load_checkpoint`` and assigns it through the name map.
 """
 
 import collections
-import os
 
 import keras
 import numpy as np
@@ -300,11 +299,7 @@ def load_weights(model, name_map, weights, network_name, scope, ignore_scopes=()
     :func:`checkpoints.weights_kind` gives them, ``report`` the one line saying
     which training variables were skipped ('' for none).
     """
-    if weights == 'default' and default_checkpoint:
-        published = os.path.join(checkpoints.checkpoint_dir(), default_checkpoint)
-        if (not os.path.exists(checkpoints.default_weights_path(network_name))
-                and checkpoints.is_tf_checkpoint(published)):
-            weights = published
+    weights = checkpoints.resolve_default(weights, network_name, published_checkpoint=default_checkpoint)
     kind, path = checkpoints.weights_kind(weights, network_name, 'TF-Slim')
     report = ''
     if kind == 'checkpoint':
@@ -320,4 +315,4 @@ def load_weights(model, name_map, weights, network_name, scope, ignore_scopes=()
 
 def needs_random_init(weights):
     """True when the builder's weights come from the random initialisers."""
-    return weights is None or weights == 'random'
+    return checkpoints.is_random(weights)

@@ -39,7 +39,7 @@ def resolve_weights(weights, network_name, original_format):
     :class:`~model_metamers.networks.checkpoints.CheckpointError` naming the
     problem (nothing there / a file TF cannot read as a checkpoint).
     """
-    if isinstance(weights, (str, os.PathLike)) and weights not in ('random', 'default'):
+    if isinstance(weights, (str, os.PathLike)) and weights not in (checkpoints.RANDOM, checkpoints.DEFAULT):
         path = os.path.expanduser(str(weights))
         if (os.path.isfile(path) and not path.endswith('.h5')
                 and not checkpoints.is_tf_checkpoint(path)):

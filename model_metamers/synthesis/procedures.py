@@ -144,6 +144,12 @@ class Feather2023:
         return x, state
 
 
+def default_learning_rate(network, procedure):
+    """The step size used when none is given: the network's Adam rate for ``'feather2019'``;
+    1.0 (the 2023 procedure's normalised-gradient step, scaled by its schedule) otherwise."""
+    return network.default_learning_rate if procedure == 'feather2019' else 1.0
+
+
 def make_procedure(name, learning_rate, modality, domain, stage_iterations=None, stages=None):
     """Procedure object for a network modality and optimisation domain.
 

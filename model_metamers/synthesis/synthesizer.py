@@ -32,7 +32,7 @@ from model_metamers.errors import UserError
 from model_metamers.fileio import write_h5
 from model_metamers import __version__
 from model_metamers.synthesis import noise as _noise
-from model_metamers.synthesis.procedures import PROCEDURES, make_procedure
+from model_metamers.synthesis.procedures import PROCEDURES, default_learning_rate, make_procedure
 
 DOMAINS = ('stimulus', 'cochleagram')
 STATE_FORMAT = 'model_metamers.synthesis_state.v1'
@@ -134,7 +134,7 @@ class MetamerSynthesizer:
             raise SynthesisError('seed must be in 0 .. 2**32-1, got %d; pick another --seed' % bad[0])
 
         if learning_rate is None:
-            learning_rate = network.default_learning_rate if procedure == 'feather2019' else 1.0
+            learning_rate = default_learning_rate(network, procedure)
         if not (np.isfinite(learning_rate) and learning_rate > 0):
             raise SynthesisError('learning rate must be a positive number, got %r; pass e.g. '
                                  '--learning_rate=0.001, or leave it out for the network default'
@@ -482,6 +482,37 @@ class MetamerSynthesizer:
     def loss(self):
         """Logged losses, ``[n_logged, batch]``."""
         return np.asarray(self.history['loss'], np.float64).reshape(-1, self.batch_size)
+
+    # Read-only views of the run, plenoptic-Metamer style: callers need not know ``history``.
+    @property
+    def losses(self):
+        """Logged losses, ``[n_logged, batch]`` (the same as :attr:`loss`)."""
+        return self.loss
+
+    @property
+    def loss_steps(self):
+        """The iteration of each logged value, ``[n_logged]`` int64."""
+        return np.asarray(self.history['step'], np.int64)
+
+    @property
+    def gradient_norm(self):
+        """L2 norm of each stimulus' gradient at the logged steps, ``[n_logged, batch]``."""
+        return np.asarray(self.history['grad_norm'], np.float64).reshape(-1, self.batch_size)
+
+    @property
+    def change_norm(self):
+        """L2 norm of each stimulus' change since the previous log, ``[n_logged, batch]``."""
+        return np.asarray(self.history['change_norm'], np.float64).reshape(-1, self.batch_size)
+
+    @property
+    def learning_rates(self):
+        """The step size at the logged steps, ``[n_logged]``."""
+        return np.asarray(self.history['learning_rate'], np.float64)
+
+    @property
+    def from_stage(self):
+        """The stage the optimised variable feeds (the cochleagram stage), or None for the stimulus."""
+        return self._from_stage
 
     def config(self):
         """Everything that defines this run (saved with the state and the results)."""
