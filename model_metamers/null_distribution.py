@@ -98,7 +98,7 @@ def check_matches(null, network_name, weights_sha1=None, source=None):
         a published null that records no network can be passed as
         ``{'network': <network its file name names>}``.
       network_name: the network the metamers are (or were) made with.
-      weights_sha1: SHA-1 of their weight files (``generation.weights_fingerprint``),
+      weights_sha1: SHA-1 of their weight files (``model_metamers.weights.weights_fingerprint``),
         or None when unknown; only checked when the null records one too.
       source: the null's name in messages (default: its path).
 
@@ -125,7 +125,7 @@ def check_matches(null, network_name, weights_sha1=None, source=None):
 # ------------------------------------------------------------------ datasets
 def list_dataset(path, modality):
     """Stimulus sources of a dataset: sorted files of a folder, or records of TFRecord files."""
-    from model_metamers.generation import input_extensions
+    from model_metamers.stimuli import input_extensions
 
     ext = input_extensions(modality)
     if os.path.isdir(path):
@@ -151,7 +151,7 @@ def load_stimuli(network, sources, feature='signal'):
     images: centre crop, resize, [0, 1]). TFRecords: each record's ``feature``
     is a float list (a waveform, prepared like a file) or bytes (an encoded image).
     """
-    from model_metamers.generation import load_stimulus
+    from model_metamers.stimuli import load_stimulus
 
     if sources and sources[0].endswith(('.tfrecord', '.tfrecords')):
         return _load_tfrecords(network, sources, feature)
@@ -591,7 +591,7 @@ def main(argv):
     FLAGS = flags.FLAGS
     from model_metamers import networks
     from model_metamers.errors import USER_ERRORS
-    from model_metamers.generation import resolve_weights, weights_fingerprint
+    from model_metamers.weights import resolve_weights, weights_fingerprint
 
     try:
         if FLAGS.convert:

@@ -237,7 +237,7 @@ def main(argv):
     from absl import flags
     from model_metamers import networks
     from model_metamers.errors import USER_ERRORS
-    from model_metamers.generation import resolve_weights
+    from model_metamers.weights import resolve_weights
 
     FLAGS = flags.FLAGS
     try:
