@@ -45,10 +45,6 @@ def _rms(x):
     return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2)))
 
 
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def gather(results_dirs, only_passed=False, note=None):
     """Conditions and stimuli from result folders: list of dicts.
 
@@ -56,33 +52,28 @@ def gather(results_dirs, only_passed=False, note=None):
     """
     items = []
     for results_dir in results_dirs:
-        found = _results.read_results_folder(results_dir, note)
+        found = list(_results.records(results_dir, note))  # every seed's metamer of each input
         if not found:
             raise ExportError('no result files in %s; give the <output_dir>/<network> folder of a '
                               'run_generation.py run' % results_dir)
-        for path, res in found:
-            meta = res['_file']
-            network = meta.get('network', os.path.basename(os.path.normpath(results_dir)))
-            network = network.decode() if isinstance(network, bytes) else str(network)
-            stem = os.path.splitext(os.path.basename(path))[0]
-            for layer, seed, entry in _results.entries(res):  # every seed's metamer of the input
-                attrs = entry['attrs']
-                if attrs.get('domain') in ('cochleagram', b'cochleagram'):
-                    raise ExportError('%s / %s is a cochleagram-domain metamer: it has no waveform to play'
-                                      % (stem, layer))
-                if only_passed and not bool(attrs['passed']):
-                    continue
-                name = attrs.get('natural_class_name', 'none')
-                items.append({'network': network, 'layer': layer, 'input': stem, 'seed': seed,
-                              'modality': str(meta.get('modality', 'audio')),
-                              'sample_rate': int(meta.get('sample_rate', 20000) or 20000),
-                              'metamer': entry['datasets']['metamer'],
-                              'natural': entry['datasets']['natural'],
-                              'passed': bool(attrs['passed']),
-                              'spearman': float(attrs['spearman_matched']),
-                              'metamer_class': _text(attrs.get('metamer_class_name', '')),
-                              'layer_index': int(attrs.get('layer_index', 0)),
-                              'natural_class': name.decode() if isinstance(name, bytes) else str(name)})
+        for rec in found:
+            meta, attrs = rec.file_attrs, rec.attrs
+            network = str(meta.get('network', os.path.basename(os.path.normpath(results_dir))))
+            if attrs.get('domain') == 'cochleagram':
+                raise ExportError('%s / %s is a cochleagram-domain metamer: it has no waveform to play'
+                                  % (rec.stem, rec.layer))
+            if only_passed and not bool(attrs['passed']):
+                continue
+            items.append({'network': network, 'layer': rec.layer, 'input': rec.stem, 'seed': rec.seed,
+                          'modality': str(meta.get('modality', 'audio')),
+                          'sample_rate': int(meta.get('sample_rate', 20000) or 20000),
+                          'metamer': rec.datasets['metamer'],
+                          'natural': rec.datasets['natural'],
+                          'passed': bool(attrs['passed']),
+                          'spearman': float(attrs['spearman_matched']),
+                          'metamer_class': str(attrs.get('metamer_class_name', '')),
+                          'layer_index': int(attrs.get('layer_index', 0)),
+                          'natural_class': str(attrs.get('natural_class_name', 'none'))})
     if not items:
         raise ExportError('no metamers to export%s' % (' (none passed validation)' if only_passed else ''))
     return items

@@ -82,6 +82,19 @@ def write_bytes(path, data):
             f.write(data)
 
 
+def decoded(value):
+    """``value`` as read from HDF5 with byte strings made ``str`` (scalars, and arrays of kind 'S').
+
+    Readers of result, null and weight files use it instead of decoding by hand.
+    """
+    if isinstance(value, bytes):  # also numpy.bytes_
+        return value.decode()
+    if getattr(value, 'dtype', None) is not None and value.dtype.kind == 'S':
+        import numpy as np  # fileio itself needs no numpy
+        return np.char.decode(value, 'utf-8')
+    return value
+
+
 def write_h5(path, writer):
     """Write an HDF5 file atomically: ``writer(h5py.File)`` fills it.
 

@@ -57,7 +57,7 @@ import h5py
 import numpy as np
 
 from model_metamers.errors import UserError
-from model_metamers.fileio import atomic_path
+from model_metamers.fileio import atomic_path, decoded
 from model_metamers.validation import rank_average
 
 FORMAT = 'model_metamers.null.v1'
@@ -87,7 +87,7 @@ def read_info(path):
     if not (os.path.isfile(path) and h5py.is_hdf5(path)):
         return {}
     with h5py.File(path, 'r') as f:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        return {k: decoded(v) for k, v in f.attrs.items()}
 
 
 def check_matches(null, network_name, weights_sha1=None, source=None):
@@ -107,14 +107,14 @@ def check_matches(null, network_name, weights_sha1=None, source=None):
     info = read_info(null) if isinstance(null, str) else dict(null or {})
     source = source or (null if isinstance(null, str) else 'the null distribution')
     made_for = info.get('network')
-    made_for = made_for.decode() if isinstance(made_for, bytes) else made_for
+    made_for = decoded(made_for)
     if made_for and made_for != network_name:
         raise NullMismatchError(
             '%s was computed for network %s, not %s; compute a null for %s (python -m '
             'model_metamers.null_distribution --network=%s --dataset=...) and pass that'
             % (source, made_for, network_name, network_name, network_name))
     made_with = info.get('weights_sha1')
-    made_with = made_with.decode() if isinstance(made_with, bytes) else made_with
+    made_with = decoded(made_with)
     if made_for and made_with and weights_sha1 and made_with != weights_sha1:
         raise NullMismatchError(
             '%s was computed with other weights of %s (%s, SHA-1 %s) than these (SHA-1 %s); '
@@ -468,7 +468,7 @@ def find_num_shards(output):
 
 
 def _attr(value):
-    value = value.decode() if isinstance(value, bytes) else value
+    value = decoded(value)
     return value.item() if isinstance(value, np.generic) else value
 
 

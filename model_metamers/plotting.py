@@ -104,11 +104,10 @@ def result_figure(network, result_path, out_path):
     from model_metamers import results
 
     plt = _plt()
-    res = results.read_result(result_path)
     # Group names: the layer, plus @seed<N> for further seeds (results.result_key).
-    order = {name: results.layer_and_seed(name, res[name]['attrs']) for name in res if name != '_file'}
-    layers = sorted(order, key=lambda n: (network.metamer_layers.index(order[n][0])
-                                          if order[n][0] in network.metamer_layers else 99, order[n][1]))
+    res = {rec.key: rec for rec in results.file_records(result_path)}
+    layers = sorted(res, key=lambda n: (network.metamer_layers.index(res[n].layer)
+                                        if res[n].layer in network.metamer_layers else 99, res[n].seed))
     first = res[layers[0]]['datasets']
     audio_stimulus = network.modality == 'audio' and first['metamer'].shape == tuple(network.input_shape)
     has_cochleagram = 'cochleagram' in network.stages
@@ -142,11 +141,10 @@ def result_figure(network, result_path, out_path):
             attrs = res[name]['attrs']
             ax.set_title('%s\nrho=%.3f %s' % (name, attrs['spearman_matched'],
                                              'pass' if attrs['passed'] else 'fail'), fontsize=8)
-    measured = [m.decode() if isinstance(m, bytes) else str(m)
-                for m in res[layers[0]]['datasets']['spearman_layers']]
+    measured = [str(m) for m in res[layers[0]]['datasets']['spearman_layers']]
     matrix = np.full((len(layers), len(measured)), np.nan)
     for r, layer in enumerate(layers):
-        names = [m.decode() if isinstance(m, bytes) else str(m) for m in res[layer]['datasets']['spearman_layers']]
+        names = [str(m) for m in res[layer]['datasets']['spearman_layers']]
         values = dict(zip(names, res[layer]['datasets']['spearman_all_layers']))
         matrix[r] = [values.get(m, np.nan) for m in measured]
     ax = fig.add_subplot(grid[1, :])

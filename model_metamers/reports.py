@@ -36,41 +36,30 @@ class ReportError(UserError, ValueError):
     """No results to report on, or a null that does not fit them."""
 
 
-def _decode(names):
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-
-
 def collect(results_dir, note=None):
     """Every layer result under ``results_dir``: list of dicts (input, layer, rho per measured layer, ...).
 
     ``.h5`` files that are not metamer results are skipped with a note (see
     :func:`model_metamers.results.read_results_folder`).
     """
-    found = _results.read_results_folder(results_dir, note)
+    found = list(_results.records(results_dir, note))  # every seed's metamer counts
     if not found:
         raise ReportError('no result files (*.h5) in %s; run run_generation.py first (or --merge '
                           'after sharded runs)' % results_dir)
-    records = []
-    for path, res in found:
-        network = res['_file'].get('network', '')
-        for layer, seed, entry in _results.entries(res):  # every seed's metamer counts
-            ds, attrs = entry['datasets'], entry['attrs']
-            sha1 = attrs.get('weights_sha1')
-            records.append({
-                'input': os.path.splitext(os.path.basename(path))[0], 'layer': layer, 'seed': seed,
-                'network': network.decode() if isinstance(network, bytes) else str(network),
-                'weights_sha1': sha1.decode() if isinstance(sha1, bytes) else sha1,
-                'rho': dict(zip(_decode(ds['spearman_layers']), ds['spearman_all_layers'])),
-                'spearman_matched': float(attrs['spearman_matched']),
-                'same_class': attrs['same_class'], 'passed': bool(attrs['passed']),
-                'layer_index': int(attrs.get('layer_index', 0)),
-                'procedure': _results._text(attrs.get('validation_procedure', 'feather2019')),
-                'pearson_matched': float(attrs.get('pearson_matched', np.nan)),
-                'snr_db_matched': float(attrs.get('snr_db_matched', np.nan)),
-                'null_max_pearson': float(attrs.get('null_max_pearson', np.nan)),
-                'null_max_snr_db': float(attrs.get('null_max_snr_db', np.nan)),
-            })
-    return records
+    return [{'input': rec.stem, 'layer': rec.layer, 'seed': rec.seed,
+             'network': str(rec.file_attrs.get('network', '')),
+             'weights_sha1': rec.attrs.get('weights_sha1'),
+             'rho': dict(zip([str(n) for n in rec.datasets['spearman_layers']],
+                             rec.datasets['spearman_all_layers'])),
+             'spearman_matched': float(rec.attrs['spearman_matched']),
+             'same_class': rec.attrs['same_class'], 'passed': bool(rec.attrs['passed']),
+             'layer_index': int(rec.attrs.get('layer_index', 0)),
+             'procedure': str(rec.attrs.get('validation_procedure', 'feather2019')),
+             'pearson_matched': float(rec.attrs.get('pearson_matched', np.nan)),
+             'snr_db_matched': float(rec.attrs.get('snr_db_matched', np.nan)),
+             'null_max_pearson': float(rec.attrs.get('null_max_pearson', np.nan)),
+             'null_max_snr_db': float(rec.attrs.get('null_max_snr_db', np.nan))}
+            for rec in found]
 
 
 def _same_class(value):

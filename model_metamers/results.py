@@ -22,6 +22,7 @@ Layout under ``<output_dir>/<network>/``:
 """
 
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import io
@@ -33,7 +34,7 @@ import h5py
 import numpy as np
 
 from model_metamers.errors import UserError
-from model_metamers.fileio import write_h5, write_text
+from model_metamers.fileio import decoded, write_h5, write_text
 from model_metamers import __version__
 
 PART_DIR = 'parts'
@@ -78,7 +79,7 @@ def result_path(network_dir, stem):
 
 
 def _text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return str(decoded(value))
 
 
 def layer_and_seed(name, attrs):
@@ -371,6 +372,63 @@ def read_results_folder(folder, note=None):
             continue
         out.append((path, res))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One metamer of a result file (a group: one generation layer and seed), decoded.
+
+    ``datasets`` and ``attrs`` are numpy values with byte strings as ``str``
+    (``spearman_layers`` an array of str); ``file_attrs`` the file's attributes,
+    decoded the same way. ``record['datasets']`` / ``record['attrs']`` also work,
+    like the dicts of :func:`read_result`.
+    """
+
+    path: str
+    key: str
+    layer: str
+    seed: int
+    datasets: dict
+    attrs: dict
+    file_attrs: dict
+
+    @property
+    def stem(self):
+        """The input's name: the result file's name without ``.h5``."""
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+    def __getitem__(self, name):
+        if name not in ('datasets', 'attrs'):
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+def _records_of(path, res):
+    file_meta = {k: decoded(v) for k, v in res['_file'].items()}
+    out = []
+    for name, entry in res.items():
+        if name == '_file':
+            continue
+        attrs = {k: decoded(v) for k, v in entry['attrs'].items()}
+        layer, seed = layer_and_seed(name, attrs)
+        out.append(Record(path=path, key=name, layer=layer, seed=seed, attrs=attrs, file_attrs=file_meta,
+                          datasets={k: decoded(v) for k, v in entry['datasets'].items()}))
+    return out
+
+
+def file_records(path):
+    """The :class:`Record` of every metamer in the result file ``path``, in file order."""
+    return _records_of(path, read_result(path))
+
+
+def records(folder, note=None):
+    """Yield the :class:`Record` of every metamer in the result files ``<folder>/*.h5``.
+
+    Files in sorted order, each file's groups in file order. Files that are not
+    results are skipped with a note (see :func:`read_results_folder`).
+    """
+    for path, res in read_results_folder(folder, note):
+        yield from _records_of(path, res)
 
 
 def file_attrs(network, input_path, weights):

@@ -67,20 +67,18 @@ def load_metamers(results_dir, note=None):
 
     ``.h5`` files that are not metamer results are skipped with a note.
     """
-    found = _results.read_results_folder(results_dir, note)
+    found = list(_results.records(results_dir, note))  # every seed's metamer of each input
     if not found:
         raise TransferError('no result files in %s; give the <output_dir>/<network> folder of a '
                             'run_generation.py run' % results_dir)
     out = []
-    for path, res in found:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        for layer, _, entry in _results.entries(res):  # every seed's metamer of the input
-            ds = entry['datasets']
-            if entry['attrs'].get('domain') in ('cochleagram', b'cochleagram'):
-                natural = ds.get('natural_waveform', ds['natural'])
-            else:
-                natural = ds['natural']
-            out.append((stem, layer, int(entry['attrs'].get('layer_index', 0)), ds['metamer'], natural))
+    for rec in found:
+        ds = rec.datasets
+        if rec.attrs.get('domain') == 'cochleagram':
+            natural = ds.get('natural_waveform', ds['natural'])
+        else:
+            natural = ds['natural']
+        out.append((rec.stem, rec.layer, int(rec.attrs.get('layer_index', 0)), ds['metamer'], natural))
     return out
 
 

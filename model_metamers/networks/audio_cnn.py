@@ -38,6 +38,7 @@ import tensorflow as tf
 import tfcochleagram
 from model_metamers.errors import UserError
 from model_metamers import resources
+from model_metamers.fileio import decoded
 from model_metamers.layers import HanningPooling, SingleChannelConv2D
 from model_metamers.networks import bookkeeping, checkpoints, tf1_audio_names, tf1_network_config
 from model_metamers.networks.base import MetamerNetwork
@@ -148,7 +149,7 @@ def read_weights_file_info(path):
     the file has no ``fc_intermediate/kernel``.
     """
     with h5py.File(path, 'r') as f:
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        attrs = {k: decoded(v) for k, v in f.attrs.items()}
         kernel = f.get('fc_intermediate/kernel')
         rows = None if kernel is None else int(kernel.shape[0])
     try:

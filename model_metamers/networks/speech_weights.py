@@ -11,6 +11,7 @@ import os
 
 import h5py
 
+from model_metamers.fileio import decoded
 from model_metamers.networks import checkpoints
 
 
@@ -57,7 +58,7 @@ def resolve_weights(weights, network_name, original_format):
 def read_weights_file_attrs(path):
     """Attributes of a converted ``*.weights.h5``; ``build_options`` decoded from JSON."""
     with h5py.File(path, 'r') as f:
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        attrs = {k: decoded(v) for k, v in f.attrs.items()}
     try:
         attrs['build_options'] = json.loads(attrs.get('build_options', '{}'))
     except (TypeError, ValueError):
