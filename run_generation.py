@@ -15,15 +15,12 @@ import sys
 def _interrupted_while_starting(signum, frame):
     # Ctrl-C during the imports (TensorFlow takes seconds): nothing is written yet, so no
     # traceback, just the same line as later on.
-    sys.stderr.write('\ninterrupted: run the same command again to resume\n')
+    sys.stderr.write('\ninterrupted: %s\n' % RESUME_HINT)
     os._exit(130)
 
 
+RESUME_HINT = 'run the same command again to resume'
 signal.signal(signal.SIGINT, _interrupted_while_starting)
-
-# TensorFlow's C++ start-up lines (CUDA plugins on CPU machines) would bury the
-# one-line messages; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from absl import flags  # noqa: E402
 
@@ -156,46 +153,19 @@ def _merge(settings):
     return 0
 
 
-def _interrupted(exc):
-    """Whether ``exc`` is Ctrl-C, also as the ImportError a C extension's init turns it into."""
-    while exc is not None:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 def main(argv):
     # TensorFlow and the networks are imported while Ctrl-C still just exits (nothing is
-    # written yet): a KeyboardInterrupt inside a C extension's init surfaces as an ImportError.
-    from model_metamers.cli import expand_home, unexpected_arguments
-    from model_metamers.errors import USER_ERRORS
-
-    try:
-        # From here on Ctrl-C raises KeyboardInterrupt, so that open temporary files are removed.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if unexpected_arguments(argv):
-            sys.exit(1)
-        expand_home()
-        try:
-            code = run(argv)
-        except USER_ERRORS as exc:
-            print('error: %s' % str(exc).strip(), file=sys.stderr)
-            code = 1
-    except (KeyboardInterrupt, ImportError) as exc:
-        if not _interrupted(exc):
-            raise
-        print('\ninterrupted: run the same command again to resume', file=sys.stderr)
-        code = 130
-    sys.exit(code)
+    # written yet); from here on it raises KeyboardInterrupt, so that open temporary files
+    # are removed, and the shared start-up prints it as one line.
+    del argv  # checked by the start-up: only flags
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return run(None)
 
 
 def entry_point():
-    from model_metamers.allocator import use_tcmalloc
-    from model_metamers.cli import run_absl
+    from model_metamers import cli
 
-    use_tcmalloc()  # restarts this command once on tcmalloc when the machine has it
-    run_absl(main)
+    cli.run(main, interrupted_hint=RESUME_HINT)
 
 
 if __name__ == '__main__':

@@ -34,7 +34,7 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from model_metamers.errors import UserError
 
@@ -217,6 +217,9 @@ def main(argv):
         print('convert_checkpoint: error: unexpected arguments %s' % ' '.join(argv[1:]),
               file=sys.stderr)
         return 1
+    from model_metamers.cli import expand_home
+
+    expand_home()
     try:
         from model_metamers import networks
 
@@ -275,6 +278,9 @@ def _define_flags():
 
 
 if __name__ == '__main__':
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # TF is imported later, by convert()
+    from model_metamers import cli
+
+    # TF is imported later, by convert(); its own "convert_checkpoint: error:" lines stay.
+    cli.start_up()
     _define_flags()
-    app.run(main)
+    cli.run_absl(cli.guarded(main))

@@ -511,4 +511,6 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from model_metamers import cli
+
+    cli.run_plain(main)

@@ -650,7 +650,7 @@ def main(argv):
                    compact=FLAGS.compact and FLAGS.num_shards == 1)  # shards keep their pairs for --merge
         print('wrote %s' % path)
         return 0
-    except USER_ERRORS + (NullDistributionError,) as exc:
+    except USER_ERRORS as exc:  # NullDistributionError among them
         print('error: %s' % exc, file=sys.stderr)
         return 1
 

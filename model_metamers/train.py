@@ -27,15 +27,14 @@ def main(argv):
     from absl import flags
 
     from model_metamers.errors import USER_ERRORS
-    from model_metamers.training import augment, data, loop
-    from model_metamers.training.tasks import TaskError
+    from model_metamers.training import data, loop
 
     FLAGS = flags.FLAGS
     if not FLAGS.network or not FLAGS.data:
         print('error: --network and --data are required (e.g. --network=kws_2d '
               '--data=data/spoken_words)', file=sys.stderr)
         return 2
-    errors = USER_ERRORS + (loop.TrainError, data.DataError, augment.AugmentError, TaskError)
+    errors = USER_ERRORS  # TrainError, DataError, AugmentError, TaskError among them
     try:
         if FLAGS.write_tfrecords:
             from model_metamers import networks

@@ -263,7 +263,7 @@ def main(argv):
             plot(rows, os.path.join(FLAGS.output_dir, 'transfer.png'))
         except ImportError:
             pass
-    except USER_ERRORS + (TransferError, OSError) as exc:
+    except USER_ERRORS + (OSError,) as exc:  # TransferError among them
         print('error: %s' % exc, file=sys.stderr)
         return 1
     for r in rows:

@@ -10,10 +10,10 @@ of features. Works for every registered network (``list_networks()``).
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from model_metamers.networks import UnknownNetworkError, build, list_networks
-from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.errors import UserError
+from model_metamers.networks import build, list_networks
 
 
 def describe_network(name, weights='random'):
@@ -32,7 +32,7 @@ def run(name, weights='random', out=None, err=None):
     err = err or sys.stderr
     try:
         text = describe_network(name, weights)
-    except (UnknownNetworkError, CheckpointError) as error:
+    except UserError as error:  # an unknown network, weights that do not load
         print('describe: %s' % error, file=err)
         return 1
     print(text, file=out)
@@ -50,11 +50,11 @@ def _define_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError('unexpected arguments: %s' % ' '.join(argv[1:]))
+    del argv  # checked by the start-up: only flags
     return run(flags.FLAGS.network, flags.FLAGS.weights)
 
 
 if __name__ == '__main__':
-    _define_flags()
-    app.run(main)
+    from model_metamers import cli
+
+    cli.run(main, _define_flags, example='--network=vggish')
