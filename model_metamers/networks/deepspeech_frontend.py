@@ -31,7 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.errors import UserError
+from model_metamers.networks import spectral
 from model_metamers.networks.resample import fft_resample, resampled_length
+from model_metamers.networks.spectral import htk_mel, periodic_hann  # noqa: F401 (public here too)
 
 SAMPLE_RATE = 16000
 WINDOW_MS = 32.0
@@ -52,15 +54,6 @@ def _next_power_of_two(n):
     return 1 << (int(n) - 1).bit_length()
 
 
-def periodic_hann(length):
-    """``0.5 - 0.5 cos(2 pi n / length)``, n = 0..length-1 (float64)."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
-
-
-def _freq_to_mel(freq):
-    return 1127.0 * np.log(1.0 + np.asarray(freq, np.float64) / 700.0)
-
-
 def mfcc_filterbank_matrix(num_bins, sample_rate=SAMPLE_RATE, channels=FILTERBANK_CHANNELS,
                            lower_hz=LOWER_FREQUENCY_LIMIT, upper_hz=UPPER_FREQUENCY_LIMIT):
     """``[num_bins, channels]`` float64 matrix of TF's ``Mfcc`` mel filterbank (on magnitudes).
@@ -71,8 +64,8 @@ def mfcc_filterbank_matrix(num_bins, sample_rate=SAMPLE_RATE, channels=FILTERBAN
         raise DeepSpeechInputError('bad MFCC filterbank settings: channels=%d, bins=%d, '
                                    'lower=%g Hz, upper=%g Hz (need channels >= 1, bins >= 2, '
                                    '0 <= lower < upper)' % (channels, num_bins, lower_hz, upper_hz))
-    mel_low = _freq_to_mel(lower_hz)
-    spacing = (_freq_to_mel(upper_hz) - mel_low) / (channels + 1)
+    mel_low = htk_mel(lower_hz)
+    spacing = (htk_mel(upper_hz) - mel_low) / (channels + 1)
     # channels + 1 centres: the last one is the upper edge of the top triangle.
     centres = mel_low + spacing * np.arange(1, channels + 2)
     hz_per_bin = 0.5 * sample_rate / (num_bins - 1)
@@ -80,7 +73,7 @@ def mfcc_filterbank_matrix(num_bins, sample_rate=SAMPLE_RATE, channels=FILTERBAN
     end = int(upper_hz / hz_per_bin)
     matrix = np.zeros((num_bins, channels))
     for i in range(start, min(end, num_bins - 1) + 1):
-        mel = _freq_to_mel(i * hz_per_bin)
+        mel = htk_mel(i * hz_per_bin)
         # The channel whose falling slope bin i is on: one below the first of
         # the first ``channels`` centres that is >= mel (-1 below the first
         # centre, channels - 1 above the last one), as the op's band mapper.
@@ -103,14 +96,6 @@ def mfcc_dct_matrix(channels=FILTERBANK_CHANNELS, coefficients=N_INPUT):
     j = np.arange(channels)[:, None]
     k = np.arange(coefficients)[None, :]
     return np.sqrt(2.0 / channels) * np.cos(np.pi / channels * (j + 0.5) * k)
-
-
-def _magnitude(spectrum):
-    """``sqrt(|X|^2)`` with a finite gradient (zero) where the power is exactly 0."""
-    power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
-    positive = power > 0
-    safe = tf.where(positive, power, tf.ones_like(power))
-    return tf.where(positive, tf.sqrt(safe), tf.zeros_like(power))
 
 
 class MFCCConfig:
@@ -162,7 +147,7 @@ def mfcc(waveform, config=None):
                                    % (config.window_samples, waveform.shape[-1]))
     frames = tf.signal.frame(waveform, config.window_samples, config.step_samples, pad_end=False)
     frames = frames * tf.constant(periodic_hann(config.window_samples), tf.float32)
-    magnitude = _magnitude(tf.signal.rfft(frames, fft_length=[config.fft_length]))
+    magnitude = spectral.magnitude(tf.signal.rfft(frames, fft_length=[config.fft_length]))
     mel = tf.tensordot(magnitude, tf.constant(config.filterbank, tf.float32), axes=1)
     log_mel = tf.math.log(tf.maximum(mel, FILTERBANK_FLOOR))
     return tf.tensordot(log_mel, tf.constant(config.dct, tf.float32), axes=1)

@@ -16,7 +16,6 @@ import collections
 import keras
 
 from model_metamers.networks import slim_common
-from model_metamers.networks.base import MetamerNetwork
 
 SCOPE = 'InceptionV3'
 IMAGE_SIZE = 299
@@ -188,21 +187,12 @@ def build_inception_v3(weights='random', seed=0, num_classes=1001, aux_logits=Tr
     g.add_stage('Predictions', keras.layers.Softmax(name='InceptionV3.Predictions')(logits))
 
     class_names, offset = slim_common.class_names_for(num_classes)
-    network = MetamerNetwork(
-        name, image, g.stages, METAMER_LAYERS, class_names, 'image',
-        relu_stages=g.relu_stages, aliases={'logits': 'Logits', 'visualization_input': 'input'},
-        logits_stage='Logits',
-        default_learning_rate=0.001,
+    return slim_common.build_and_load(
+        name, image, g, METAMER_LAYERS, class_names, weights, SCOPE,
+        aliases={'logits': 'Logits', 'visualization_input': 'input'}, logits_stage='Logits',
         info={'build_options': {'num_classes': num_classes, 'aux_logits': bool(aux_logits),
                                 'image_size': image_size},
               'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'aux_logits': bool(aux_logits), 'checkpoint_map': dict(g.name_map),
-              'preprocessing': '(x - 0.5) * 2'})
-    kind, path, report = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
-                                          ignore_scopes=ignore,
-                                          default_checkpoint='inception_v3.ckpt',
-                                                  use_ema=use_ema)
-    network.info['weights'] = path if path else kind
-    if report:
-        network.info['weights_report'] = report
-    return network
+              'preprocessing': '(x - 0.5) * 2'},
+        default_checkpoint='inception_v3.ckpt', ignore_scopes=ignore, use_ema=use_ema)

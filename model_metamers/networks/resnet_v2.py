@@ -17,7 +17,6 @@ default here (``bn_epsilon``).
 import keras
 
 from model_metamers.networks import slim_common
-from model_metamers.networks.base import MetamerNetwork
 
 SCOPE = 'resnet_v2_101'
 IMAGE_SIZE = 299
@@ -122,21 +121,13 @@ def build_resnet_v2_101(weights='random', seed=0, num_classes=1001, bn_epsilon=T
     g.add_stage('logits', slim_common.SpatialSqueeze(name=SCOPE + '.logits.squeezed')(net))
 
     class_names, offset = slim_common.class_names_for(num_classes)
-    network = MetamerNetwork(
-        name, image, g.stages, METAMER_LAYERS, class_names, 'image',
-        relu_stages=g.relu_stages,
-        aliases=dict({k: v for k, v in PAPER_LAYERS.items() if k != v},
-                     visualization_input='input'),
-        logits_stage='logits', default_learning_rate=0.001,
+    return slim_common.build_and_load(
+        name, image, g, METAMER_LAYERS, class_names, weights, SCOPE,
+        aliases=dict({k: v for k, v in PAPER_LAYERS.items() if k != v}, visualization_input='input'),
+        logits_stage='logits',
         info={'build_options': {'num_classes': num_classes, 'bn_epsilon': float(bn_epsilon),
                                 'image_size': image_size},
               'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
               'bn_epsilon': float(bn_epsilon), 'checkpoint_map': dict(g.name_map),
-              'preprocessing': '(x - 0.5) * 2'})
-    kind, path, report = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
-                                          default_checkpoint='resnet_v2_101.ckpt',
-                                                  use_ema=use_ema)
-    network.info['weights'] = path if path else kind
-    if report:
-        network.info['weights_report'] = report
-    return network
+              'preprocessing': '(x - 0.5) * 2'},
+        default_checkpoint='resnet_v2_101.ckpt', use_ema=use_ema)

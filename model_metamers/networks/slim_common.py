@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from model_metamers import resources
 from model_metamers.networks import bookkeeping, checkpoints
+from model_metamers.networks.base import MetamerNetwork
 from model_metamers.networks.checkpoints import CheckpointError
 
 PRE_RELU_SUFFIX = '/pre_relu'
@@ -311,6 +312,28 @@ def load_weights(model, name_map, weights, network_name, scope, ignore_scopes=()
     elif kind == 'h5':
         checkpoints.load_weights_h5(model, path)
     return kind, path, report
+
+
+def build_and_load(name, image, graph, metamer_layers, class_names, weights, scope, *, aliases,
+                   logits_stage, info, default_checkpoint, ignore_scopes=(), use_ema=False):
+    """The common ending of the TF-Slim image builders: the network, then its weights.
+
+    ``graph``: the builder's stage graph (stages, ReLU stages and checkpoint name
+    map); ``info``: the network's info (``weights`` and ``weights_report`` are
+    added from what :func:`load_weights` loaded). Returns the
+    :class:`~model_metamers.networks.base.MetamerNetwork`.
+    """
+    network = MetamerNetwork(
+        name, image, graph.stages, metamer_layers, class_names, 'image',
+        relu_stages=graph.relu_stages, aliases=aliases, logits_stage=logits_stage,
+        default_learning_rate=0.001, info=info)
+    kind, path, report = load_weights(network.model, graph.name_map, weights, name, scope,
+                                      ignore_scopes=ignore_scopes,
+                                      default_checkpoint=default_checkpoint, use_ema=use_ema)
+    network.info['weights'] = path if path else kind
+    if report:
+        network.info['weights_report'] = report
+    return network
 
 
 def needs_random_init(weights):

@@ -11,7 +11,6 @@ spatially squeezed to ``[batch, 1000]``. Checkpoint: ``vgg_19.ckpt`` of
 import keras
 
 from model_metamers.networks import slim_common
-from model_metamers.networks.base import MetamerNetwork
 
 SCOPE = 'vgg_19'
 IMAGE_SIZE = 224
@@ -71,18 +70,11 @@ def build_vgg_19(weights='random', seed=0, num_classes=1000, name='vgg_19', use_
     g.add_stage(SCOPE + '/fc8', slim_common.SpatialSqueeze(name='vgg_19.fc8.squeezed')(net))
 
     class_names, offset = slim_common.class_names_for(num_classes)
-    network = MetamerNetwork(
-        name, image, g.stages, METAMER_LAYERS, class_names, 'image',
-        relu_stages=g.relu_stages,
+    return slim_common.build_and_load(
+        name, image, g, METAMER_LAYERS, class_names, weights, SCOPE,
         aliases=dict(PAPER_LAYERS, logits=SCOPE + '/fc8', visualization_input='input'),
-        logits_stage=SCOPE + '/fc8', default_learning_rate=0.001,
+        logits_stage=SCOPE + '/fc8',
         info={'build_options': {'num_classes': num_classes},
               'logit_offset': offset, 'num_classes': num_classes, 'slim_scope': SCOPE,
-              'checkpoint_map': dict(g.name_map), 'preprocessing': 'x*255 - %s' % (MEANS,)})
-    kind, path, report = slim_common.load_weights(network.model, g.name_map, weights, name, SCOPE,
-                                          default_checkpoint='vgg_19.ckpt',
-                                                  use_ema=use_ema)
-    network.info['weights'] = path if path else kind
-    if report:
-        network.info['weights_report'] = report
-    return network
+              'checkpoint_map': dict(g.name_map), 'preprocessing': 'x*255 - %s' % (MEANS,)},
+        default_checkpoint='vgg_19.ckpt', use_ema=use_ema)

@@ -24,7 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.errors import UserError
+from model_metamers.networks import spectral
 from model_metamers.networks.resample import fft_resample, resampled_length
+from model_metamers.networks.spectral import htk_mel, periodic_hann  # noqa: F401 (public here too)
 
 SAMPLE_RATE = 16000          # Hz
 WINDOW_LENGTH = 400          # samples (25 ms at 16 kHz)
@@ -36,22 +38,13 @@ MEL_MAX_HZ = 7500.0
 LOG_OFFSET = 0.01
 NUM_FRAMES = 96              # frames per example (0.96 s)
 
-_MEL_BREAK_HZ = 700.0
-_MEL_HIGH_Q = 1127.0
 
 
 class VGGishInputError(UserError, ValueError):
     """A waveform VGGish's front end cannot turn into whole examples."""
 
 
-def hertz_to_mel(frequencies_hz):
-    """HTK mel scale: ``1127 ln(1 + f / 700)`` (float64, same shape as the input)."""
-    return _MEL_HIGH_Q * np.log1p(np.asarray(frequencies_hz, np.float64) / _MEL_BREAK_HZ)
-
-
-def periodic_hann(length):
-    """``0.5 - 0.5 cos(2 pi n / length)``, n = 0..length-1 (float64)."""
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
+hertz_to_mel = htk_mel  # the name of VGGish's mel_features
 
 
 def mel_weight_matrix(num_bands=NUM_BANDS, num_spectrogram_bins=FFT_LENGTH // 2 + 1,
@@ -77,14 +70,6 @@ def mel_weight_matrix(num_bands=NUM_BANDS, num_spectrogram_bins=FFT_LENGTH // 2 
     return weights
 
 
-def _magnitude(spectrum):
-    """``|spectrum|`` with a finite gradient (zero) where the spectrum is exactly 0."""
-    power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
-    positive = power > 0
-    safe = tf.where(positive, power, tf.ones_like(power))
-    return tf.where(positive, tf.sqrt(safe), tf.zeros_like(power))
-
-
 def log_mel_spectrogram(waveform):
     """Waveform ``[batch, samples]`` at 16 kHz -> log-mel ``[batch, frames, 64]`` float32.
 
@@ -96,7 +81,7 @@ def log_mel_spectrogram(waveform):
                                % (WINDOW_LENGTH, waveform.shape[-1]))
     frames = tf.signal.frame(waveform, WINDOW_LENGTH, HOP_LENGTH, pad_end=False)
     frames = frames * tf.constant(periodic_hann(WINDOW_LENGTH), tf.float32)
-    magnitude = _magnitude(tf.signal.rfft(frames, fft_length=[FFT_LENGTH]))
+    magnitude = spectral.magnitude(tf.signal.rfft(frames, fft_length=[FFT_LENGTH]))
     mel = tf.tensordot(magnitude, tf.constant(mel_weight_matrix(), tf.float32), axes=1)
     return tf.math.log(mel + LOG_OFFSET)
 
