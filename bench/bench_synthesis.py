@@ -106,7 +106,7 @@ def _tf1_audio(network, x):
 
     import tfcochleagram
     from model_metamers.networks.audio_cnn import N_CLASSES, VARIANTS
-    from tests import tf1_audio_reference as ref
+    from tf1_reference import audio as ref
 
     if network not in VARIANTS:
         raise ValueError('no TF1 original: %s is a TF2 model of the follow-up study' % network)
@@ -148,7 +148,7 @@ def measure_tf1(network, layer, batch, block, repeats):
             # conv_<i> / fc_intermediate are pre-ReLU tensors in the original naming.
             rep = jittered_relu(nets[layer]) if layer in net.relu_stages else nets[layer]
         else:
-            from tests import slim_reference
+            from tf1_reference import slim as slim_reference
             logits, end_points = slim_reference._network(network, slim_reference._preprocess(network, x))
             # slim keeps ResNet's squeezed logits out of end_points; it returns them.
             rep = dict(end_points, logits=logits)[net.resolve(layer)]

@@ -1,6 +1,6 @@
 """The five audio networks: Table S4 sizes, TF1 checkpoint round trip, conversion, errors.
 
-The reference is an independent TF1 graph (``tf1_audio_reference``: ``tf.layers``
+The reference is an independent TF1 graph (``tf1_reference.audio``: ``tf.layers``
 under ``brain_network/``, the original's dense Hanning pooling) with random
 weights and random batch-norm moving statistics, saved with
 ``tf.compat.v1.train.Saver``. Two checkpoints are shared by all tests:
@@ -28,7 +28,7 @@ import pytest
 import scipy.io.wavfile
 import tensorflow as tf
 
-from tests import tf1_audio_reference as ref
+from tf1_reference import audio as ref
 from model_metamers import convert_checkpoint, resources
 from model_metamers.layers import hanning_kernel
 from model_metamers.networks import build, list_networks

@@ -1,4 +1,4 @@
-"""VGG-19, Inception-V3, ResNet-101-V2 in Keras against the TF-Slim graphs (tests/slim_reference.py).
+"""VGG-19, Inception-V3, ResNet-101-V2 in Keras against the TF-Slim graphs (tf1_reference/slim.py).
 
 For each network a slim graph gets random weights with non-trivial batch-norm
 statistics, is saved as a real slim checkpoint (V1 single file for VGG and
@@ -22,7 +22,7 @@ import tensorflow as tf
 from model_metamers import convert_checkpoint, images, networks, resources
 from model_metamers.networks.checkpoints import CheckpointError
 
-from tests import slim_reference
+from tf1_reference import slim as slim_reference
 
 RTOL = 1e-4
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from model_metamers.layers import (HanningPooling, SingleChannelConv2D, dense_hanning_pooling,
                                    hanning_kernel, modified_relu, single_channel_conv2d)
-from tests.tf1_audio_reference import original_hanning_pooling
+from tf1_reference.audio import original_hanning_pooling
 
 # (strides, pool size) of the reduced-aliasing networks: pool_0_0 and the other three pools.
 POOLS = [(3, 12), (2, 8)]
