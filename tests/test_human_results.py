@@ -160,9 +160,9 @@ def test_bad_experiment_settings_are_refused(tmp_path):
 
 
 def test_bad_html_flags_are_one_line_errors_and_write_nothing(tmp_path):
-    from tests.test_web_experiment import _image_results
+    from tests.web_experiment_flow import image_results
 
-    _image_results(tmp_path / 'toy_image')
+    image_results(tmp_path / 'toy_image')
     for flag, message in [('--catch_rate=1.5', '--catch_rate must be at least 0 and below 1'),
                           ('--post_url=ftp://x', '--post_url must be an http')]:
         run = subprocess.run([sys.executable, '-m', 'model_metamers.export_experiment',
@@ -175,9 +175,9 @@ def test_bad_html_flags_are_one_line_errors_and_write_nothing(tmp_path):
 
 def test_overwrite_removes_the_web_experiment_too(tmp_path):
     from model_metamers import export_experiment
-    from tests.test_web_experiment import _image_results
+    from tests.web_experiment_flow import image_results
 
-    _image_results(tmp_path / 'toy_image')
+    image_results(tmp_path / 'toy_image')
     out = tmp_path / 'exp'
     export_experiment.export([str(tmp_path / 'toy_image')], str(out), html={'practice': 1})
     assert {'index.html', 'experiment_data.js', 'experiment.js', 'experiment.css'} <= set(os.listdir(out))
