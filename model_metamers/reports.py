@@ -27,7 +27,7 @@ import numpy as np
 
 from model_metamers.errors import UserError
 from model_metamers.fileio import save_figure, write_text
-from model_metamers import published_nulls
+from model_metamers import published_nulls, validation
 from model_metamers import results as _results
 from model_metamers.validation import load_null
 
@@ -92,7 +92,7 @@ def layer_table(records, layer_order, null=None, logits_name=None, null_measures
         limits = _limits_2023(null_measures, layer, new)
         if null_rho is not None:
             passed = [_passes_2023(r, limits) if r.get('procedure') == 'feather2023' else
-                      (_same_class(r['same_class']) is not False) and r['spearman_matched'] > np.max(null_rho)
+                      validation.passes(_same_class(r['same_class']), r['spearman_matched'], np.max(null_rho))
                       for r in recs]
         else:
             passed = [r['passed'] for r in recs]
@@ -123,10 +123,9 @@ def _limits_2023(null_measures, layer, records):
 def _passes_2023(record, limits):
     if np.isnan(limits['spearman']):
         return record['passed']
-    return bool(_same_class(record['same_class']) is not False
-                and record['spearman_matched'] >= limits['spearman']
-                and record['pearson_matched'] >= limits['pearson']
-                and record['snr_db_matched'] >= limits['snr_db_2023'])
+    measures = {'spearman': record['spearman_matched'], 'pearson': record['pearson_matched'],
+                'snr_db_2023': record['snr_db_matched']}
+    return validation.passes_2023(_same_class(record['same_class']), measures, limits)
 
 
 COLUMNS = ['layer', 'generated', 'passed', 'median_rho', 'median_null_rho', 'max_null_rho',

@@ -253,6 +253,34 @@ def _null_at(null, network, layer):
     return null[key]
 
 
+def passes(same, rho, null_max):
+    """The paper's (2019) criterion for one metamer, the one place it is written.
+
+    Args:
+      same: the predicted classes agree (True/False), or None for a network without classes.
+      rho: Spearman rho between metamer and natural activations at the matched layer.
+      null_max: the largest rho of the null distribution at that layer.
+
+    A metamer passes when its class is not different and ``rho`` is strictly above
+    ``null_max`` (a tie with the null's maximum does not pass; NaN never passes).
+    """
+    return bool(same is not False and rho > null_max)
+
+
+MEASURES_2023 = ('spearman', 'pearson', 'snr_db_2023')
+
+
+def passes_2023(same, measures, thresholds):
+    """The 2023 criterion for one metamer, the one place it is written.
+
+    ``measures`` and ``thresholds``: dicts with Spearman rho, Pearson r and the 2023
+    dB SNR (keys :data:`MEASURES_2023`) of the metamer and the null's maxima. It passes
+    when its class is not different and each measure is at least its threshold
+    (2023's ``print_null_dist``: a metamer overlaps the null only below a maximum).
+    """
+    return bool(same is not False and all(measures[k] >= thresholds[k] for k in MEASURES_2023))
+
+
 def validate(network, natural, metamer, layer, null=None, layers=None, from_stage=None,
              criterion='feather2019'):
     """Validate a batch of metamers against their natural stimuli.
@@ -305,7 +333,7 @@ def validate(network, natural, metamer, layer, null=None, layers=None, from_stag
             passed = bool(same) if same is not None else False
             criterion = 'same_class (no null distribution given)'
         else:
-            passed = (same is not False) and rho > null_max
+            passed = passes(same, rho, null_max)
             criterion = ('same_class and spearman > null max' if same is not None
                          else 'spearman > null max (network has no classes)')
         results.append(Validation(layer=layer, spearman_matched=rho, spearman_layers=rhos,
@@ -343,9 +371,7 @@ def _validate_2023(network, natural, nat, met, nat_logits, met_logits, layer, me
             passed = bool(same) if same is not None else False
             criterion = 'same_class (no null distribution given)'
         else:
-            # 2023's print_null_dist: a metamer overlaps the null when a value is below its maximum.
-            above = all(measures[k] >= thresholds[k] for k in thresholds)
-            passed = (same is not False) and above
+            passed = passes_2023(same, measures, thresholds)
             criterion = ('same class (%s) and spearman, pearson, dB SNR (2023) each >= null max'
                          % task if same is not None
                          else 'spearman, pearson, dB SNR (2023) each >= null max (network has no classes)')

@@ -74,3 +74,45 @@ def test_null_without_the_layer_is_an_error(tmp_path):
         with pytest.raises(ValueError, match='cannot read the null distribution .*written by python -m '
                                              'model_metamers.null_distribution'):
             validation.load_null(str(path))
+
+
+# The paper's rule (§3.1: rho above the largest null rho, same class), written out here
+# rather than taken from the code: (same class, rho, null max) -> passes.
+@pytest.mark.parametrize('same, rho, null_max, expected', [
+    (True, 0.51, 0.5, True),
+    (True, 0.5, 0.5, False),     # a tie with the null's maximum is not "above" it
+    (True, 0.49, 0.5, False),
+    (False, 0.99, 0.5, False),   # another class never passes
+    (None, 0.51, 0.5, True),     # a network without classes: rho alone decides
+    (None, 0.5, 0.5, False),
+    (True, float('nan'), 0.5, False),
+])
+def test_pass_rule(same, rho, null_max, expected):
+    assert validation.passes(same, rho, null_max) is expected
+
+
+# The 2023 rule (SPEC §9; 2023's print_null_dist): same class and Spearman, Pearson and dB SNR
+# each at least the null's maximum; a tie passes there, one measure below fails.
+@pytest.mark.parametrize('same, measures, expected', [
+    (True, (0.9, 0.9, 10.0), True),
+    (True, (0.5, 0.5, 3.0), True),       # each equal to its maximum
+    (True, (0.9, 0.49, 10.0), False),
+    (True, (0.9, 0.9, 2.9), False),
+    (True, (0.49, 0.9, 10.0), False),
+    (False, (0.9, 0.9, 10.0), False),
+    (None, (0.9, 0.9, 10.0), True),
+])
+def test_pass_rule_2023(same, measures, expected):
+    names = ('spearman', 'pearson', 'snr_db_2023')
+    thresholds = dict(zip(names, (0.5, 0.5, 3.0)))
+    assert validation.passes_2023(same, dict(zip(names, measures)), thresholds) is expected
+
+
+def test_reports_count_passes_with_the_same_rule():
+    """reports.layer_table recounts 'passed' against a null; a rho tying the null's maximum fails there too."""
+    from model_metamers import reports
+    records = [{'layer': 'relu1', 'spearman_matched': rho, 'same_class': same, 'passed': True, 'rho': {}}
+               for rho, same in [(0.5, b'True'), (0.6, b'True'), (0.6, b'False'), (0.7, b'none')]]
+    row, = reports.layer_table(records, ['relu1'], null={'relu1': np.array([0.1, 0.5])})
+    # 0.5 ties the maximum (fails), 0.6 same class passes, other class fails, no classes + 0.7 passes.
+    assert row['passed'] == 2 and row['generated'] == 4
