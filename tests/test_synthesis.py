@@ -245,6 +245,18 @@ def test_feather2023_steps_have_fixed_length_and_halving_size():
     assert np.abs(clamped.metamer).max() <= 1.0
 
 
+def test_feather2023_lowers_the_loss():
+    """Each normalised step goes down the gradient: the loss falls from the first step on."""
+    net = toy_network('audio')
+    nat = natural_images(2) - 0.5
+    synth = MetamerSynthesizer(net, nat, 'relu1', procedure='feather2023', learning_rate=0.05,
+                               log_every=1)
+    synth.synthesize(200)
+    loss = synth.loss
+    assert np.all(loss[1] < loss[0])
+    assert np.all(loss[-1] < 0.5 * loss[0])
+
+
 def test_pink_noise_follows_the_reference_recipe(reference_word):
     # The shared reference's pink input is the original recipe without mean removal.
     ref = reference_word['pink_waveform'][0].astype(np.float64)
