@@ -306,6 +306,27 @@ def test_a_part_of_another_seed_from_before_seeds_were_keyed_is_kept(tmp_path, n
     np.testing.assert_array_equal(found[('relu1', 3)]['datasets']['metamer'], metamer)
 
 
+def test_a_part_of_another_seed_that_cannot_be_moved_is_not_taken_for_this_seed(tmp_path, net, sounds,
+                                                                              monkeypatch):
+    """A seed-3 part under the seed-0 name, left in place (moving it failed): a seed-0 run makes its own."""
+    generate(_settings(tmp_path, sounds[:1], layers=['relu1'], seed=3), network=net)
+    part_dir = tmp_path / 'toy_audio' / 'parts' / 'word0'
+    res = results.read_result(str(part_dir / 'relu1@seed3.h5'))
+    attrs = {k: v for k, v in res['relu1@seed3']['attrs'].items() if k != 'layer'}
+    assert int(attrs['seed']) == 3
+    results.write_part(str(part_dir / 'relu1.h5'), res['_file'], 'relu1', res['relu1@seed3']['datasets'], attrs)
+    old = res['relu1@seed3']['datasets']['metamer']
+
+    def cannot_move(*args):
+        raise OSError('read-only folder')
+    monkeypatch.setattr(results, 'migrate_legacy_part', cannot_move)
+    rows = generate(_settings(tmp_path, sounds[:1], layers=['relu1'], seed=0), network=net)
+    assert not rows[0]['skipped']
+    made = results.read_result(str(part_dir / 'relu1.h5'))['relu1']
+    assert int(made['attrs']['seed']) == 0
+    assert not np.array_equal(made['datasets']['metamer'], old)
+
+
 # ----------------------------------------------------------------- 6. incomplete merges
 
 def test_merge_lists_missing_jobs_and_every_bad_part(tmp_path, net, sounds):
