@@ -10,7 +10,7 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     license='MIT',
-    python_requires='>=3.9,<3.12',
+    python_requires='>=3.9,<3.13',
     packages=find_packages(include=['model_metamers', 'model_metamers.*',
                                     'tfcochleagram', 'tfcochleagram.*']),
     package_data={'model_metamers': ['data/*.json', 'data/*.wav', 'data/*.png', 'data/*.jpg'],
@@ -36,6 +36,8 @@ setup(
         'test': ['pytest>=7', 'tf-keras==2.17.0', 'matplotlib>=3.7',
                  'python_speech_features==0.6', 'selenium>=4.10', 'websocket-client>=1.0'],
         'plots': ['matplotlib>=3.7'],
+        # `make mutation` (not part of `make test`); 2.x takes its settings on the command line.
+        'mutation': ['mutmut==2.5.1'],
     },
     entry_points={
         'console_scripts': [
