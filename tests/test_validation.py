@@ -116,3 +116,36 @@ def test_reports_count_passes_with_the_same_rule():
     row, = reports.layer_table(records, ['relu1'], null={'relu1': np.array([0.1, 0.5])})
     # 0.5 ties the maximum (fails), 0.6 same class passes, other class fails, no classes + 0.7 passes.
     assert row['passed'] == 2 and row['generated'] == 4
+
+
+def test_a_network_may_bring_its_own_class_criterion_or_have_none(tmp_path):
+    net = toy_network()
+    nat = natural_images(2)
+    null = _null_file(tmp_path / 'n.h5', {'relu1': [0.5]})
+    # A custom criterion (DeepSpeech's same transcript) is asked once per stimulus, on its logits.
+    seen = []
+
+    def never_same(nat_logits, met_logits):
+        seen.append(nat_logits.shape)
+        return False, 'natural words', 'metamer words'
+    net.info['same_class'] = never_same
+    res = validation.validate(net, nat, nat, 'relu1', null=null)
+    assert seen == [(4,), (4,)]
+    assert [(r.same_class, r.natural_class, r.metamer_class, r.passed) for r in res] == \
+        [(False, 'natural words', 'metamer words', False)] * 2
+    # Without classes, rho alone decides and the criterion says so.
+    del net.info['same_class']
+    net.info['has_classes'] = False
+    res = validation.validate(net, nat, nat, 'relu1', null=null)
+    assert [(r.same_class, r.passed) for r in res] == [(None, True)] * 2
+    assert 'no classes' in res[0].criterion
+
+
+def test_groups_without_a_spearman_dataset_are_not_layers_of_the_null(tmp_path):
+    path = str(tmp_path / 'n.h5')
+    with h5py.File(path, 'w') as f:
+        f.create_group('relu1').create_dataset('spearman', data=[0.1, 0.4])
+        f.create_group('relu2').create_dataset('pearson', data=[0.2])
+        f.create_dataset('notes', data=[1.0])
+    null = validation.load_null(path)
+    assert list(null) == ['relu1'] and np.max(null['relu1']) == pytest.approx(0.4)
