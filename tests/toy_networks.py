@@ -42,3 +42,17 @@ def write_toy_sounds(folder, count, seed, stem):
         scipy.io.wavfile.write(path, 2000, (rng.randn(4000) * 0.2).astype(np.float32))
         paths.append(path)
     return paths
+
+
+def build_toy_image(weights='random', seed=0, size=16):
+    """Image [size, size, 3] -> 3x3 conv 4 ReLU -> 3 logits."""
+    inp = keras.Input((size, size, 3))
+    g = keras.initializers.GlorotUniform
+    c1 = keras.layers.Conv2D(4, 3, padding='same', name='c1', kernel_initializer=g(seed))(inp)
+    r1 = keras.layers.ReLU(name='relu1')(c1)
+    logits = keras.layers.Dense(3, name='logits', kernel_initializer=g(seed + 1))(keras.layers.Flatten()(r1))
+    return MetamerNetwork('toy_image', inp, {'c1': c1, 'relu1': r1, 'logits': logits}, ['relu1', 'logits'],
+                          ['a', 'b', 'c'], 'image', relu_stages={'relu1': ['c1']})
+
+
+networks.register('toy_image', 'tests.toy_networks', 'build_toy_image', 'image', 'test network')
