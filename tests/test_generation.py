@@ -294,6 +294,38 @@ def test_transfer_to_itself_at_the_logits_is_perfect(generated, net):
         transfer.transfer(metamers, net, labels={'word0': 'null'})
 
 
+def _numpy_logits(net, x):
+    """The toy network's logits from its weights, in numpy (Dense -> ReLU -> Dense -> ReLU -> Dense)."""
+    h = np.asarray(x, np.float64)
+    for name in ('d1', 'd2', 'logits'):
+        kernel, bias = net.model.get_layer(name).get_weights()
+        h = h @ kernel + bias
+        if name != 'logits':
+            h = np.maximum(h, 0)
+    return h
+
+
+def test_transfer_to_another_network_at_every_layer(generated):
+    """Another network judges each layer's metamers: its class of the metamer against its class of
+    the natural input (or against the given labels), counted here from its weights in numpy."""
+    out, _ = generated
+    other = toy_networks.build_toy_audio(seed=5)
+    metamers = transfer.load_metamers(os.path.join(out, 'toy_audio'))
+    rows = {r['layer']: r for r in transfer.transfer(metamers, other, generator_name='toy_audio')}
+    names = ['null', 'w1', 'w2', 'w3', 'w4']  # toy_audio's classes, in logit order
+    labels = {'word0': 'w1', 'word1': 'w3', 'word2': 'w3'}
+    labelled = {r['layer']: r for r in transfer.transfer(metamers, other, labels=labels)}
+    for layer in ('relu1', 'logits'):
+        mine = [(stem, met, nat) for stem, lay, _, met, nat in metamers if lay == layer]
+        met_class = [int(np.argmax(_numpy_logits(other, m[None])[0])) for _, m, _ in mine]
+        nat_class = [int(np.argmax(_numpy_logits(other, n[None])[0])) for _, _, n in mine]
+        assert rows[layer]['n'] == 3 and rows[layer]['classifier'] == 'toy_audio'
+        assert rows[layer]['accuracy'] == pytest.approx(np.mean(np.equal(met_class, nat_class)))
+        assert rows[layer]['chance'] == pytest.approx(1 / 5)
+        expected = np.mean([names[c] == labels[stem] for (stem, _, _), c in zip(mine, met_class)])
+        assert labelled[layer]['accuracy'] == pytest.approx(expected)
+
+
 def test_tools_refuse_stray_words(tmp_path):
     run = subprocess.run([sys.executable, '-m', 'model_metamers.export_experiment',
                           '--results_dir=%s' % tmp_path, '--output_dir=%s' % (tmp_path / 'exp'), 'seed=3'],
