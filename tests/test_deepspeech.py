@@ -82,6 +82,21 @@ def test_bad_front_end_settings_are_clear_errors():
 
 
 # ---------------------------------------------------------------- CTC
+# DeepSpeech's data/alphabet.txt (releases 0.4.1 and 0.5.1): space, a-z, apostrophe; the CTC blank
+# is the last of the 29 logits.
+RELEASE_ALPHABET = " abcdefghijklmnopqrstuvwxyz'"
+
+
+def _tf_greedy_transcripts(logits):
+    """Transcripts of ``[batch, time, 29]`` logits by TensorFlow's own greedy CTC decoder."""
+    logits = np.asarray(logits, np.float32)
+    decoded, _ = tf.nn.ctc_greedy_decoder(np.transpose(logits, [1, 0, 2]),
+                                          np.full([len(logits)], logits.shape[1], np.int32),
+                                          merge_repeated=True)
+    dense = tf.sparse.to_dense(decoded[0], default_value=-1).numpy()
+    return [''.join(RELEASE_ALPHABET[k] for k in row if k >= 0) for row in dense]
+
+
 def test_greedy_transcript_by_hand():
     labels = [8, 8, 28, 5, 12, 12, 28, 12, 15, 28, 0, 28, 27, 19]   # "hel" "lo" " " "'s"
     logits = np.full((len(labels), 29), -5.0)
@@ -97,10 +112,7 @@ def test_greedy_transcript_matches_tf_decoder():
     # Few distinct classes so that repeats and blanks occur often.
     logits = rng.standard_normal((4, 60, 29)).astype(np.float32)
     logits[..., [0, 1, 28]] += 2.5
-    decoded, _ = tf.nn.ctc_greedy_decoder(np.transpose(logits, [1, 0, 2]),
-                                          np.full([4], 60, np.int32), merge_repeated=True)
-    dense = tf.sparse.to_dense(decoded[0], default_value=-1).numpy()
-    want = [''.join(ds.ALPHABET[k] for k in row if k >= 0) for row in dense]
+    want = _tf_greedy_transcripts(logits)
     assert ds.greedy_ctc_transcript(logits) == want
     assert all(len(w) > 3 for w in want)
 
@@ -189,9 +201,15 @@ def test_checkpoint_round_trip(release_checkpoint, loaded_net):
     saved = release_checkpoint[3]
     variables = {('%s/%s' % (layer.name, w.name.split('/')[-1].split(':')[0])): w
                  for layer in loaded_net.model.layers for w in layer.weights}
-    assert set(variables) == set(ds.CHECKPOINT_NAMES)
+    # Release variable -> Keras weight, written out (release names from DeepSpeech.py 0.5.1).
+    keras_of = {'lstm_fused_cell/kernel': 'lstm_fused_cell/kernel', 'lstm_fused_cell/bias': 'lstm_fused_cell/bias'}
+    for n in (1, 2, 3, 5, 6):
+        keras_of['layer_%d/weights' % n] = 'layer_%d/kernel' % n
+        keras_of['layer_%d/bias' % n] = 'layer_%d/bias' % n
+    assert set(keras_of) == set(RELEASE_SHAPES)
+    assert set(variables) == set(keras_of.values())
     assert not np.array_equal(saved['layer_2/weights'], saved['layer_3/weights'])
-    for keras_name, ckpt_name in ds.CHECKPOINT_NAMES.items():
+    for ckpt_name, keras_name in keras_of.items():
         assert saved[ckpt_name].shape == RELEASE_SHAPES[ckpt_name]
         np.testing.assert_array_equal(variables[keras_name].numpy(), saved[ckpt_name])
     assert loaded_net.info['weights_format'] == 'tf_checkpoint'
@@ -220,18 +238,19 @@ def test_transcribe_uses_logits(loaded_net):
     x = _demo_sound()[None]
     logits = loaded_net.logits(x).numpy()
     assert logits.shape == (1, 99, 29)
-    assert loaded_net.transcribe(x) == [ds.greedy_ctc_transcript(logits[0])]
+    assert loaded_net.transcribe(x) == _tf_greedy_transcripts(logits)
 
 
 def test_validation_compares_transcripts(loaded_net):
     from model_metamers import validation
     x = _demo_sound()[None]
     logits = loaded_net.logits(np.concatenate([x, 0.5 * x, x[:, ::-1].copy()])).numpy()
-    text = ds.greedy_ctc_transcript(logits[0])
+    texts = _tf_greedy_transcripts(logits)
+    text = texts[0]
     results = validation.same_class(loaded_net, logits[:1].repeat(3, 0), logits)
     assert results[0] == (True, text, text)
-    for (same, natural, metamer), row in zip(results, logits):
-        assert natural == text and metamer == ds.greedy_ctc_transcript(row)
+    for (same, natural, metamer), want in zip(results, texts):
+        assert natural == text and metamer == want
         assert same == (metamer == text)
 
 
@@ -249,7 +268,9 @@ def test_missing_variable_is_named(tmp_path):
 
 def test_layers_shapes_and_settings(loaded_net):
     net = loaded_net
-    assert net.metamer_layers == ds.METAMER_LAYERS
+    # The MFCC input, then DeepSpeech.py create_model's layers dict (layer_1..3, rnn_output, layer_5,
+    # layer_6 named logits here), input side first.
+    assert net.metamer_layers == ['mfcc', 'layer_1', 'layer_2', 'layer_3', 'rnn_output', 'layer_5', 'logits']
     frames = 1 + (32000 - 512) // 320
     counts = {layer: net.stage_size(layer) for layer in net.metamer_layers}
     assert counts == {'mfcc': frames * 26, 'layer_1': frames * 2048, 'layer_2': frames * 2048,
