@@ -232,7 +232,7 @@ def test_shipped_weights_recognise_held_out_speakers(tmp_path):
         waves.append(data.load_clip(path, spoken_words.SAMPLE_RATE, spoken_words.CLIP_SAMPLES))
         labels.append(spoken_words.WORDS.index(c['word']))
     net = networks.build('kws_2d', weights=SHIPPED)
-    assert list(net.class_names) == list(spoken_words.WORDS)
+    assert list(net.class_names) == ['down', 'go', 'left', 'no', 'right', 'stop', 'up', 'yes']
     predicted = np.argmax(net.logits(np.stack(waves)).numpy(), axis=-1)
     accuracy = float(np.mean(predicted == np.array(labels)))
     assert accuracy > 0.75, accuracy

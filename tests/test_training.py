@@ -101,8 +101,10 @@ def test_two_heads_train_one_step(tmp_path, tones):
     logits = trainer.predict('val')
     targets = trainer.splits['val'][1]
     assert targets['audioset'].shape == (12, 3) and targets['audioset'][0].tolist() == [1, 0, 0]
-    assert val['audioset_mean_auc'] == pytest.approx(metrics.mean_auc(targets['audioset'],
-                                                                     logits['audioset']))
+    tags = targets['audioset'].astype(bool)
+    direct = np.mean([_auc_by_pairs(tags[:, c], logits['audioset'][:, c]) for c in range(tags.shape[1])
+                      if tags[:, c].any() and not tags[:, c].all()])
+    assert val['audioset_mean_auc'] == pytest.approx(direct, abs=1e-6)
     assert 0 <= val['word_accuracy'] <= 1
 
 

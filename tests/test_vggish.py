@@ -246,7 +246,9 @@ def test_bad_weights_paths_fail_before_building(tmp_path):
 
 # ---------------------------------------------------------------- network contract
 def test_layers_shapes_and_settings(random_net):
-    assert random_net.metamer_layers == vggish.METAMER_LAYERS
+    # vggish_slim.py's layers, input side first (scopes dropped: conv3/conv3_1 -> conv3_1).
+    assert random_net.metamer_layers == ['log_mel', 'conv1', 'pool1', 'conv2', 'pool2', 'conv3_1', 'conv3_2',
+                                         'pool3', 'conv4_1', 'conv4_2', 'pool4', 'fc1_1', 'fc1_2', 'embedding']
     counts = {layer: random_net.stage_size(layer) for layer in random_net.metamer_layers}
     # Two examples of 96 frames x 64 bands; each pool halves both sizes.
     expected = {'log_mel': 2 * 96 * 64, 'conv1': 2 * 96 * 64 * 64, 'pool1': 2 * 48 * 32 * 64,
