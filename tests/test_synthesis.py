@@ -245,6 +245,20 @@ def test_feather2023_steps_have_fixed_length_and_halving_size():
     assert np.abs(clamped.metamer).max() <= 1.0
 
 
+def test_feather2019_defaults_clip_and_logged_loss():
+    # The paper's settings (SPEC: 15000 iterations, Adam at lr 0.001 unless the network says otherwise).
+    assert Feather2019.default_iterations == 15000 and Feather2019().learning_rate == 0.001
+    # The logged loss is tf.nn.l2_loss per stimulus: (3^2 + 4^2) / 2.
+    proc = Feather2019()
+    assert proc.loss_per_stimulus(tf.constant([[0.0, 0.0]]), tf.constant([[3.0, 4.0]])).numpy()[0] == 12.5
+    # Image metamers stay in [0, 1] however large the step.
+    net = toy_network('image')
+    synth = MetamerSynthesizer(net, natural_images(2), 'relu1', learning_rate=5.0, log_every=1)
+    synth.synthesize(3)
+    assert synth.metamer.min() >= 0.0 and synth.metamer.max() <= 1.0
+    assert np.any(synth.metamer == 0.0) or np.any(synth.metamer == 1.0)  # the clip acted
+
+
 def test_feather2023_lowers_the_loss():
     """Each normalised step goes down the gradient: the loss falls from the first step on."""
     net = toy_network('audio')
