@@ -53,7 +53,8 @@ test-py312:
 # in .mutmut-cache (`$(PY) -m mutmut results`, `$(PY) -m mutmut show N`). A bounded run, e.g.
 #   make mutation MUTATE=model_metamers/validation.py MUTATION_TESTS=tests/test_validation.py MUTATION_TIMEOUT=900
 # is in BUILD_NOTES.md (issue 25), with its survivors and why they are harmless. The time box
-# stops mutmut with SIGINT, on which it puts the file under test back.
+# stops mutmut with SIGINT, on which it puts the file under test back (and with SIGKILL a minute
+# later: mutmut 2.5.1 can hang in its exit clean-up after SIGINT, the file already restored).
 MUTATE ?= model_metamers/synthesis,model_metamers/validation.py,model_metamers/generation.py,model_metamers/null_distribution.py,tfcochleagram
 MUTATION_TESTS ?= tests/test_synthesis.py tests/test_validation.py tests/test_generation.py \
     tests/test_generation_faults.py tests/test_null_distribution.py tests/test_tfcochleagram.py
@@ -61,7 +62,7 @@ MUTATION_TIMEOUT ?= 0
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[mutation]'
 	# mutmut exits non-zero when mutants survive; the results below are the outcome.
-	-timeout -s INT $(MUTATION_TIMEOUT) nice $(PY) -m mutmut run --paths-to-mutate=$(MUTATE) \
+	-timeout -s INT -k 60 $(MUTATION_TIMEOUT) nice $(PY) -m mutmut run --paths-to-mutate=$(MUTATE) \
 	    --runner="$(PY) -m pytest -x -q -p no:cacheprovider -m 'not slow' $(MUTATION_TESTS)" \
 	    --tests-dir=tests --no-progress
 	$(PY) -m mutmut results
