@@ -10,6 +10,7 @@ import tensorflow as tf
 from model_metamers.networks.base import MetamerNetwork
 from model_metamers.synthesis import (Feather2019, Feather2023, MetamerSynthesizer, SynthesisError,
                                       image_noise, pink_noise)
+from model_metamers.synthesis.procedures import make_procedure
 
 
 def toy_network(modality='image', n_in=48, seed=0):
@@ -257,6 +258,29 @@ def test_feather2019_defaults_clip_and_logged_loss():
     synth.synthesize(3)
     assert synth.metamer.min() >= 0.0 and synth.metamer.max() <= 1.0
     assert np.any(synth.metamer == 0.0) or np.any(synth.metamer == 1.0)  # the clip acted
+
+
+# SPEC §4 and §9: images are clipped to [0, 1] by both procedures, waveforms clamped to [-1, 1] by
+# the 2023 one only, cochleagrams never; the 2023 step halves every 3000 steps.
+@pytest.mark.parametrize('name, modality, domain, kind, clip', [
+    ('feather2019', 'image', 'stimulus', Feather2019, (0.0, 1.0)),
+    ('feather2019', 'audio', 'stimulus', Feather2019, None),
+    ('feather2019', 'audio', 'cochleagram', Feather2019, None),
+    ('feather2023', 'image', 'stimulus', Feather2023, (0.0, 1.0)),
+    ('feather2023', 'audio', 'stimulus', Feather2023, (-1.0, 1.0)),
+    ('feather2023', 'audio', 'cochleagram', Feather2023, None),
+])
+def test_make_procedure(name, modality, domain, kind, clip):
+    proc = make_procedure(name, 0.25, modality, domain)
+    assert type(proc) is kind and proc.name == name and proc.learning_rate == 0.25
+    assert (tuple(proc.clip) if proc.clip is not None else None) == clip
+    if name == 'feather2023':
+        assert proc.step_size(2999).numpy() == 0.25 and proc.step_size(3000).numpy() == 0.125
+
+
+def test_unknown_procedure_lists_the_known_ones():
+    with pytest.raises(ValueError, match='feather2019, feather2023'):
+        make_procedure('adam', 0.1, 'audio', 'stimulus')
 
 
 def test_feather2023_lowers_the_loss():
