@@ -174,20 +174,27 @@ class DeepSpeechMFCC(keras.layers.Layer):
     resampling. For 2 s at 20 kHz: 32000 samples -> 99 frames.
     """
 
+    # The release's features of the resampled waveform; DeepSpeech 0.4.1's front end swaps these two.
+    features = staticmethod(lambda x, config: mfcc(x, config))
+    default_config = None  # MFCCConfig, set below (defined later in this module's reading order)
+
     def __init__(self, sample_rate=20000, config=None, name='mfcc', **kwargs):
         super().__init__(name=name, trainable=False, **kwargs)
         self.sample_rate = float(sample_rate)
-        self.config = config or MFCCConfig()
+        self.config = config or self.default_config()
 
     def _n_model(self, n_samples):
         return resampled_length(int(n_samples), self.sample_rate, self.config.sample_rate)
 
     def call(self, waveform):
-        return mfcc(fft_resample(waveform, self._n_model(waveform.shape[-1])), self.config)
+        return self.features(fft_resample(waveform, self._n_model(waveform.shape[-1])), self.config)
 
     def compute_output_shape(self, input_shape):
         frames = self.config.num_frames(self._n_model(input_shape[-1]))
         return (input_shape[0], frames, self.config.n_input)
+
+
+DeepSpeechMFCC.default_config = MFCCConfig
 
 
 class OverlappingWindows(keras.layers.Layer):

@@ -36,12 +36,11 @@ step 6, which has zero gradient (it only touches exact zeros: digital silence).
 
 import math
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from model_metamers.errors import UserError
-from model_metamers.networks.resample import fft_resample, resampled_length
+from model_metamers.networks.deepspeech_frontend import DeepSpeechMFCC
 
 SAMPLE_RATE = 16000
 WINLEN = 0.032           # s (util/audio.py)
@@ -125,6 +124,7 @@ class SpeechFeaturesConfig:
         self.frame_len = _round_half_up(winlen * self.sample_rate)
         self.frame_step = _round_half_up(winstep * self.sample_rate)
         self.numcep = int(numcep)
+        self.n_input = self.numcep  # the name the 0.5.1 front end's layer reads
         self.nfilt = int(nfilt)
         self.nfft = int(nfft)
         self.lowfreq = float(lowfreq)
@@ -198,24 +198,13 @@ def mfcc(waveform, config=None):
     return cepstra
 
 
-class SpeechFeaturesMFCC(keras.layers.Layer):
+class SpeechFeaturesMFCC(DeepSpeechMFCC):
     """Waveform ``[batch, T]`` at ``sample_rate`` Hz -> MFCCs ``[batch, frames, numcep]``.
 
     Resamples to ``config.sample_rate`` (16 kHz) first by exact FFT resampling.
     For 2 s at 20 kHz: 32000 samples -> 100 frames.
     """
 
-    def __init__(self, sample_rate=20000, config=None, name='mfcc', **kwargs):
-        super().__init__(name=name, trainable=False, **kwargs)
-        self.sample_rate = float(sample_rate)
-        self.config = config or SpeechFeaturesConfig()
+    features = staticmethod(lambda x, config: mfcc(x, config))
+    default_config = SpeechFeaturesConfig
 
-    def _n_model(self, n_samples):
-        return resampled_length(int(n_samples), self.sample_rate, self.config.sample_rate)
-
-    def call(self, waveform):
-        return mfcc(fft_resample(waveform, self._n_model(waveform.shape[-1])), self.config)
-
-    def compute_output_shape(self, input_shape):
-        frames = self.config.num_frames(self._n_model(input_shape[-1]))
-        return (input_shape[0], frames, self.config.numcep)
