@@ -105,7 +105,7 @@ def _tf1_audio(network, x):
     import tensorflow as tf
 
     import tfcochleagram
-    from model_metamers.networks.audio_cnn import N_CLASSES, VARIANTS
+    from model_metamers.networks.audio.audio_cnn import N_CLASSES, VARIANTS
     from tf1_reference import audio as ref
 
     if network not in VARIANTS:

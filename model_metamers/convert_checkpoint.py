@@ -13,7 +13,7 @@ Usage::
 For the word networks, the release's network-configuration pickle
 (``word_network_aliased.pckl`` / ``word_network_reduced_aliasing.pckl``, found
 beside the checkpoint or given with ``--network_config``) is read without
-running anything from it (:mod:`model_metamers.networks.tf1_network_config`):
+running anything from it (:mod:`model_metamers.networks.weights.tf1_network_config`):
 its layer names become the TF1 names of the Keras layers, its Hanning and
 avgpool settings the build options, and every layer (order, type, filters,
 kernel, strides, padding, units, pooling parameters) is compared with the Keras
@@ -46,7 +46,7 @@ class ConversionError(UserError, ValueError):
 
 
 def _checkpoint_prefix(network, checkpoint):
-    from model_metamers.networks import checkpoints
+    from model_metamers.networks.weights import checkpoints
 
     if not checkpoint:
         raise ConversionError('--checkpoint is required: the prefix of the original checkpoint '
@@ -61,7 +61,8 @@ def _checkpoint_prefix(network, checkpoint):
 
 
 def _config_path(network, prefix, network_config):
-    from model_metamers.networks import audio_cnn, tf1_network_config
+    from model_metamers.networks.audio import audio_cnn
+    from model_metamers.networks.weights import tf1_network_config
 
     if network_config:
         path = os.path.expanduser(str(network_config))
@@ -79,11 +80,11 @@ def _checked_random_build(network, config_path, **options):
     """``(layers, options, network)``: the pickle's layers and a random build with its options.
 
     The build has been compared with the pickle layer by layer
-    (:class:`~model_metamers.networks.tf1_network_config.NetworkConfigError`
+    (:class:`~model_metamers.networks.weights.tf1_network_config.NetworkConfigError`
     with a side-by-side table otherwise).
     """
     from model_metamers import networks
-    from model_metamers.networks import tf1_network_config
+    from model_metamers.networks.weights import tf1_network_config
 
     layers = tf1_network_config.read(config_path)
     found = tf1_network_config.build_options(layers, config_path)
@@ -109,7 +110,7 @@ def convert(network, checkpoint, output=None, name_map=None, network_config=None
     Returns ``(output path, MetamerNetwork)``.
     """
     from model_metamers import networks, weights_io
-    from model_metamers.networks import checkpoints
+    from model_metamers.networks.weights import checkpoints
 
     prefix = _checkpoint_prefix(network, checkpoint)
     output = output or checkpoints.default_weights_path(network)
@@ -151,7 +152,9 @@ def inspect(network, checkpoint, name_map=None, network_config=None, **options):
     """
     import tensorflow as tf
 
-    from model_metamers.networks import audio_cnn, bookkeeping, tf1_audio_names, tf1_network_config
+    from model_metamers.networks.audio import audio_cnn
+
+    from model_metamers.networks.weights import bookkeeping, tf1_audio_names, tf1_network_config
 
     prefix = _checkpoint_prefix(network, checkpoint)
     shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
@@ -204,7 +207,8 @@ def inspect(network, checkpoint, name_map=None, network_config=None, **options):
 
 def name_map_table(network, name_map=None):
     """The TF1 name map of an audio network as text (see ``tf1_audio_names``)."""
-    from model_metamers.networks import audio_cnn, tf1_audio_names
+    from model_metamers.networks.audio import audio_cnn
+    from model_metamers.networks.weights import tf1_audio_names
 
     if network not in audio_cnn.VARIANTS:
         raise ConversionError('network %s has no name map: its checkpoint variables are read by '

@@ -2,7 +2,7 @@
 
 import os
 
-from model_metamers.networks.checkpoints import default_weights_path
+from model_metamers.networks.weights.checkpoints import default_weights_path
 
 # The demo runs a trained network so its metamers validate: the paper's word network when the
 # user has converted its checkpoint, otherwise the keyword-spotting network whose weights ship

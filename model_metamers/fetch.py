@@ -40,8 +40,8 @@ if __name__ == '__main__':  # as a command: quiet TF's C++ start-up lines before
 from model_metamers.errors import UserError  # noqa: E402
 from model_metamers.cli import unexpected_arguments  # noqa: E402
 from model_metamers.fileio import write_text  # noqa: E402
-from model_metamers.networks import checkpoints  # noqa: E402
-from model_metamers.networks.public_checkpoints import EXTRA_FILES, PUBLIC_CHECKPOINTS  # noqa: E402
+from model_metamers.networks.weights import checkpoints  # noqa: E402
+from model_metamers.networks.weights.public_checkpoints import EXTRA_FILES, PUBLIC_CHECKPOINTS  # noqa: E402
 
 _TF_MODELS = 'http://download.tensorflow.org/models/'
 AUDIO_URL = ('http://mcdermottlab.mit.edu/jfeather/model_metamers/assets/'

@@ -9,7 +9,7 @@
   ``*_random`` networks fall back to ``'random'``, and no weights at all is an
   error saying how to get them (:func:`resolve_weights`).
 * anything else: a path (a converted ``.weights.h5``, a TF checkpoint prefix,
-  or a folder holding one), classified by :func:`model_metamers.networks.checkpoints.weights_kind`.
+  or a folder holding one), classified by :func:`model_metamers.networks.weights.checkpoints.weights_kind`.
 
 This module imports the networks only inside its functions: the network
 builders import it while the registry is being filled.
@@ -63,7 +63,7 @@ def resolve_default(weights, network_name, published_checkpoint=None):
         return weights
     path = default_weights_path(network_name)
     if published_checkpoint and not os.path.exists(path):
-        from model_metamers.networks import checkpoints
+        from model_metamers.networks.weights import checkpoints
         published = os.path.join(checkpoint_dir(), published_checkpoint)
         if checkpoints.is_tf_checkpoint(published):
             return published
@@ -77,7 +77,7 @@ def _convert_once(network_name, original, path, log):
     folder that cannot be written keeps the original format (loaded on every run).
     """
     from model_metamers import convert_checkpoint
-    from model_metamers.networks.checkpoints import CheckpointError
+    from model_metamers.networks.weights.checkpoints import CheckpointError
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if not os.access(os.path.dirname(path) or '.', os.W_OK):
@@ -106,7 +106,7 @@ def resolve_weights(network_name, weights, log=None):
     how to get the weights. ``log``: where the conversion's progress lines go.
     """
     from model_metamers import networks
-    from model_metamers.networks.checkpoints import CheckpointError
+    from model_metamers.networks.weights.checkpoints import CheckpointError
 
     networks.modality_of(network_name)  # unknown names fail here, with the list of networks
     if weights != AUTO:
@@ -114,7 +114,7 @@ def resolve_weights(network_name, weights, log=None):
     path = default_weights_path(network_name)
     if os.path.exists(path):
         return path
-    from model_metamers.networks import kws
+    from model_metamers.networks.audio import kws
     if network_name in kws.NETWORKS:  # trained here, not fetched: say how to train them
         raise kws.missing_weights_error(network_name, path)
     from model_metamers import fetch

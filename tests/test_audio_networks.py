@@ -32,8 +32,8 @@ from tf1_reference import audio as ref
 from model_metamers import convert_checkpoint, resources
 from model_metamers.layers import hanning_kernel
 from model_metamers.networks import build, list_networks
-from model_metamers.networks.checkpoints import CheckpointError
-from model_metamers.networks.tf1_audio_names import NameMapError, variable_map
+from model_metamers.networks.weights.checkpoints import CheckpointError
+from model_metamers.networks.weights.tf1_audio_names import NameMapError, variable_map
 
 REL_TOL = 1e-5
 
@@ -417,7 +417,7 @@ def test_name_map_overrides_and_errors(tmp_path):
 
 
 def test_bad_options_are_clear_errors():
-    from model_metamers.networks.audio_cnn import AudioNetworkOptionError
+    from model_metamers.networks.audio.audio_cnn import AudioNetworkOptionError
     with pytest.raises(AudioNetworkOptionError, match='avgpool_padding must be'):
         build('word_aliased', avgpool_padding='FULL')
     with pytest.raises(AudioNetworkOptionError, match='hanning_normalize must be'):

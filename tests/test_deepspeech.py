@@ -9,9 +9,10 @@ import tensorflow as tf
 from scipy.io import wavfile
 
 from model_metamers import resources
-from model_metamers.networks import build, checkpoints
-from model_metamers.networks import deepspeech as ds
-from model_metamers.networks import deepspeech_frontend as df
+from model_metamers.networks import build
+from model_metamers.networks.weights import checkpoints
+from model_metamers.networks.speech import deepspeech as ds
+from model_metamers.networks.speech import deepspeech_frontend as df
 
 # Measured max |MFCC difference| to the ops (|MFCC| up to ~30): 1e-5 (speech) to 5e-5
 # (noise after silence) at 16 kHz input: the log of small filterbank sums magnifies the

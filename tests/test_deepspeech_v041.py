@@ -31,10 +31,11 @@ import tensorflow as tf
 from scipy.io import wavfile
 
 from model_metamers import resources
-from model_metamers.networks import build, checkpoints
+from model_metamers.networks import build
+from model_metamers.networks.weights import checkpoints
 from tests.test_deepspeech import _tf_greedy_transcripts
-from model_metamers.networks import deepspeech as ds
-from model_metamers.networks import deepspeech_psf_frontend as pf
+from model_metamers.networks.speech import deepspeech as ds
+from model_metamers.networks.speech import deepspeech_psf_frontend as pf
 
 psf = pytest.importorskip('python_speech_features',
                           reason='pip install python_speech_features (the "test" extra)')

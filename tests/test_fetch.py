@@ -217,7 +217,7 @@ def test_folder_checkpoint_source(server, tmp_path):
 
 def test_auto_weights_use_an_original_checkpoint_in_the_folder(server, tmp_path, monkeypatch):
     from model_metamers.generation import resolve_weights
-    from model_metamers.networks.checkpoints import CheckpointError
+    from model_metamers.networks.weights.checkpoints import CheckpointError
     monkeypatch.setenv('MODEL_METAMERS_CHECKPOINT_DIR', str(tmp_path))
     with pytest.raises(CheckpointError, match='model_metamers.fetch --network=vgg_19'):
         resolve_weights('vgg_19', 'auto')

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 from model_metamers import convert_checkpoint, images, networks, resources
-from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.networks.weights.checkpoints import CheckpointError
 
 from tf1_reference import slim as slim_reference
 

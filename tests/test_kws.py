@@ -10,7 +10,7 @@ import scipy.stats
 
 from model_metamers import networks, weights_io
 from model_metamers.generation import GenerationSettings, generate, resolve_weights, weights_fingerprint
-from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.networks.weights.checkpoints import CheckpointError
 from tests.tb_events import tensorboard_events
 
 # SPEC §7: stage -> (shape without batch, parameters of the layer making it)

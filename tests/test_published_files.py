@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from model_metamers import convert_checkpoint, published_nulls, safe_pickle, validation
-from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.networks.weights.checkpoints import CheckpointError
 
 from tests import published_release as release
 

@@ -249,7 +249,7 @@ def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_word_audioset_network_trains_one_step(tmp_path):
-    from model_metamers.networks import audio_cnn
+    from model_metamers.networks.audio import audio_cnn
     folder = tmp_path / 'wa'
     (folder / 'wavs').mkdir(parents=True)
     rng = np.random.RandomState(0)

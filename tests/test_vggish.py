@@ -11,10 +11,11 @@ import tensorflow as tf
 from scipy.io import wavfile
 
 from model_metamers import resources
-from model_metamers.networks import build, checkpoints
-from model_metamers.networks import vggish
-from model_metamers.networks import vggish_frontend as vf
-from model_metamers.networks.resample import ResampleError, fft_resample
+from model_metamers.networks import build
+from model_metamers.networks.weights import checkpoints
+from model_metamers.networks.speech import vggish
+from model_metamers.networks.speech import vggish_frontend as vf
+from model_metamers.networks.speech.resample import ResampleError, fft_resample
 
 # Measured max |difference| of log-mel between the float32 TF graph and the float64
 # numpy reference: 1e-6 (noise) to 4e-5 (speech, quiet bands) at 16 kHz input; 1e-4 from

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from model_metamers import weights
-from model_metamers.networks import checkpoints
+from model_metamers.networks.weights import checkpoints
 
 
 @pytest.fixture

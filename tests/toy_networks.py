@@ -6,7 +6,7 @@ import scipy.io.wavfile
 
 from model_metamers import networks
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.checkpoints import weights_kind
+from model_metamers.networks.weights.checkpoints import weights_kind
 from model_metamers import weights_io
 
 

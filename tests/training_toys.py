@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from model_metamers import networks, weights_io
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.checkpoints import weights_kind
+from model_metamers.networks.weights.checkpoints import weights_kind
 
 SR = 2000
 N = 2000

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from model_metamers.errors import UserError
 from model_metamers import networks
-from model_metamers.networks.checkpoints import checkpoint_dir
+from model_metamers.networks.weights.checkpoints import checkpoint_dir
 from model_metamers.training import augment, checkpointing, data, metrics
 from model_metamers.training.tasks import tasks_for
 
@@ -122,7 +122,7 @@ def make_strategy(name):
 
 
 def _augmentation_on(config):
-    from model_metamers.networks import kws
+    from model_metamers.networks.audio import kws
     if config.augment not in ('auto', 'on', 'off'):
         raise TrainError("--augment must be auto, on or off, got %r" % (config.augment,))
     if config.augment == 'on' and not config.background_dir:

@@ -42,16 +42,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model_metamers.networks import deepspeech_frontend as frontend
-from model_metamers.networks import deepspeech_psf_frontend as psf_frontend
+from model_metamers.networks.speech import deepspeech_frontend as frontend
+from model_metamers.networks.speech import deepspeech_psf_frontend as psf_frontend
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.checkpoints import CheckpointError
-from model_metamers.networks.public_checkpoints import (
+from model_metamers.networks.weights.checkpoints import CheckpointError
+from model_metamers.networks.weights.public_checkpoints import (
     DEEPSPEECH_CHECKPOINTS,
     DEEPSPEECH_RELEASE,
     PUBLIC_CHECKPOINTS,
 )
-from model_metamers.networks.speech_weights import (
+from model_metamers.networks.weights.speech_weights import (
     load_weights,
     read_weights_file_attrs,
     resolve_name_map,

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from model_metamers import weights_io
 from model_metamers.errors import UserError
-from model_metamers.networks import bookkeeping
+from model_metamers.networks.weights import bookkeeping
 # The folder and file names that 'default' means live with the rest of that meaning.
 from model_metamers.weights import AUTO, DEFAULT, RANDOM, checkpoint_dir, default_weights_path, is_random, resolve_default  # noqa: F401
 

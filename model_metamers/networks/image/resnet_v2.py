@@ -16,7 +16,7 @@ default here (``bn_epsilon``).
 
 import keras
 
-from model_metamers.networks import slim_common
+from model_metamers.networks.image import slim_common
 
 SCOPE = 'resnet_v2_101'
 IMAGE_SIZE = 299

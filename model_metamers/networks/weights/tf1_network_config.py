@@ -37,7 +37,7 @@ import keras
 from model_metamers.errors import UserError
 from model_metamers import safe_pickle
 from model_metamers.layers import HanningPooling
-from model_metamers.networks import tf1_audio_names
+from model_metamers.networks.weights import tf1_audio_names
 
 ConfigLayer = collections.namedtuple('ConfigLayer', 'index layer_type kind name args function')
 Spec = collections.namedtuple('Spec', 'kind name params keras')

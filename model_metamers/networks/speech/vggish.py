@@ -31,11 +31,11 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.errors import UserError
-from model_metamers.networks import vggish_frontend as frontend
+from model_metamers.networks.speech import vggish_frontend as frontend
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.public_checkpoints import (EXTRA_FILES, PUBLIC_CHECKPOINTS,
+from model_metamers.networks.weights.public_checkpoints import (EXTRA_FILES, PUBLIC_CHECKPOINTS,
                                                         VGGISH_PCA_PARAMS_URL)
-from model_metamers.networks.speech_weights import load_weights, resolve_name_map, resolve_weights
+from model_metamers.networks.weights.speech_weights import load_weights, resolve_name_map, resolve_weights
 
 NAME = 'vggish'
 INIT_STDDEV = 0.01           # vggish_params.INIT_STDDEV (truncated normal), biases 0

@@ -31,9 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.errors import UserError
-from model_metamers.networks import spectral
-from model_metamers.networks.resample import fft_resample, resampled_length
-from model_metamers.networks.spectral import htk_mel, periodic_hann  # noqa: F401 (public here too)
+from model_metamers.networks.speech import spectral
+from model_metamers.networks.speech.resample import fft_resample, resampled_length
+from model_metamers.networks.speech.spectral import htk_mel, periodic_hann  # noqa: F401 (public here too)
 
 SAMPLE_RATE = 16000
 WINDOW_MS = 32.0

@@ -35,9 +35,9 @@ import keras
 import tensorflow as tf
 
 import tfcochleagram
-from model_metamers.networks import checkpoints
+from model_metamers.networks.weights import checkpoints
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.networks.weights.checkpoints import CheckpointError
 
 WORDS = ('down', 'go', 'left', 'no', 'right', 'stop', 'up', 'yes')
 SAMPLE_RATE = 16000  # Hz

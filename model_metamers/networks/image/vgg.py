@@ -10,7 +10,7 @@ spatially squeezed to ``[batch, 1000]``. Checkpoint: ``vgg_19.ckpt`` of
 
 import keras
 
-from model_metamers.networks import slim_common
+from model_metamers.networks.image import slim_common
 
 SCOPE = 'vgg_19'
 IMAGE_SIZE = 224

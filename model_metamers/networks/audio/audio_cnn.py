@@ -40,9 +40,9 @@ from model_metamers.errors import UserError
 from model_metamers import resources
 from model_metamers.fileio import decoded
 from model_metamers.layers import HanningPooling, SingleChannelConv2D
-from model_metamers.networks import bookkeeping, checkpoints, tf1_audio_names, tf1_network_config
+from model_metamers.networks.weights import bookkeeping, checkpoints, tf1_audio_names, tf1_network_config
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.networks.weights.checkpoints import CheckpointError
 
 SAMPLE_RATE = 20000  # Hz
 SIGNAL_LENGTH = 40000  # samples (2 s)
@@ -463,7 +463,7 @@ def build_audio_network(name, weights='random', seed=0, hanning_normalize=None,
         (SPEC UNKNOWN). None: inferred from the weights' ``fc_intermediate/kernel``
         rows (23040 -> SAME, 14336 -> VALID), ``'SAME'`` for random weights.
       name_map: overrides of the TF1 name map (dict or JSON path, see
-        :mod:`model_metamers.networks.tf1_audio_names`); used for TF1 checkpoints.
+        :mod:`model_metamers.networks.weights.tf1_audio_names`); used for TF1 checkpoints.
       envelope_impl: the cochleagram's ``envelope_impl``: ``'banded'`` (faster) or
         ``'full'`` (the original's inverse FFTs and their round-off as well); see
         :class:`tfcochleagram.CochleagramGraph`.

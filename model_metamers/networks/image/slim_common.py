@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers import resources
-from model_metamers.networks import bookkeeping, checkpoints
+from model_metamers.networks.weights import bookkeeping, checkpoints
 from model_metamers.networks.base import MetamerNetwork
-from model_metamers.networks.checkpoints import CheckpointError
+from model_metamers.networks.weights.checkpoints import CheckpointError
 
 PRE_RELU_SUFFIX = '/pre_relu'
 

@@ -15,7 +15,7 @@ import collections
 
 import keras
 
-from model_metamers.networks import slim_common
+from model_metamers.networks.image import slim_common
 
 SCOPE = 'InceptionV3'
 IMAGE_SIZE = 299

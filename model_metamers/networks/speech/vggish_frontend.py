@@ -15,7 +15,7 @@ computation in TF ops so that metamers can be optimised from the waveform:
   whole example are dropped (``mel_features.frame`` behaviour).
 
 A 2 s clip at 20 kHz (40000 samples) is resampled to 32000 samples at 16 kHz
-(:mod:`model_metamers.networks.resample`), giving 198 frames -> 2 examples
+(:mod:`model_metamers.networks.speech.resample`), giving 198 frames -> 2 examples
 (frames 0-95 and 96-191; frames 192-197 are dropped).
 """
 
@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.errors import UserError
-from model_metamers.networks import spectral
-from model_metamers.networks.resample import fft_resample, resampled_length
-from model_metamers.networks.spectral import htk_mel, periodic_hann  # noqa: F401 (public here too)
+from model_metamers.networks.speech import spectral
+from model_metamers.networks.speech.resample import fft_resample, resampled_length
+from model_metamers.networks.speech.spectral import htk_mel, periodic_hann  # noqa: F401 (public here too)
 
 SAMPLE_RATE = 16000          # Hz
 WINDOW_LENGTH = 400          # samples (25 ms at 16 kHz)

@@ -12,7 +12,7 @@ import os
 import h5py
 
 from model_metamers.fileio import decoded
-from model_metamers.networks import checkpoints
+from model_metamers.networks.weights import checkpoints
 
 
 def _single_prefix_in(folder):
@@ -37,7 +37,7 @@ def resolve_weights(weights, network_name, original_format):
     ``kind`` is ``'random'``, ``'h5'`` or ``'checkpoint'`` (V2 prefix, folder,
     or single-file V1 checkpoint). A folder without a usable ``checkpoint``
     state file is taken when it holds exactly one ``*.index``. Raises
-    :class:`~model_metamers.networks.checkpoints.CheckpointError` naming the
+    :class:`~model_metamers.networks.weights.checkpoints.CheckpointError` naming the
     problem (nothing there / a file TF cannot read as a checkpoint).
     """
     if isinstance(weights, (str, os.PathLike)) and weights not in (checkpoints.RANDOM, checkpoints.DEFAULT):
@@ -100,7 +100,7 @@ def load_weights(model, kind, path, name_map):
 
     ``name_map``: ``{'<keras layer>/<variable>': '<checkpoint variable>'}``.
     Returns a short description for the network's ``info``. Raises
-    :class:`~model_metamers.networks.checkpoints.CheckpointError` with expected
+    :class:`~model_metamers.networks.weights.checkpoints.CheckpointError` with expected
     and available names side by side when a checkpoint does not fit.
     """
     if kind == 'random':

@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from model_metamers.errors import UserError
-from model_metamers.networks.deepspeech_frontend import DeepSpeechMFCC
+from model_metamers.networks.speech.deepspeech_frontend import DeepSpeechMFCC
 
 SAMPLE_RATE = 16000
 WINLEN = 0.032           # s (util/audio.py)

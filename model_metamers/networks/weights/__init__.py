@@ -1,0 +1,1 @@
+"""Where weights come from: checkpoint reading (``checkpoints``), the training-bookkeeping list, the TF1 name map and network-configuration pickles of the audio networks, the speech models' name maps and public addresses."""
