@@ -10,7 +10,6 @@ tmp dir (``screens/``). tests/test_web_experiment_firefox.py takes the same expe
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +19,8 @@ import pytest
 
 from model_metamers import experiment_html, export_experiment, human_results
 from tests.conftest import REPO
-from tests.web_experiment_flow import (LABELS, check_results, collector, correct_answers, image_results,
-                                       run_participant, wait, word_policy)
+from tests.web_experiment_flow import (LABELS, check_results, collector, correct_answers, image_answer,
+                                       run_participant, take_image_experiment, wait, word_policy)
 
 
 @pytest.fixture(scope='module')
@@ -177,27 +176,8 @@ def test_participants_in_chromium_and_the_human_report(browser, kws_results, tmp
 
 def test_image_experiment_by_keyboard(browser, tmp_path):
     page, downloads = browser
-    image_results(tmp_path / 'toy_image')
-    export_experiment.export([str(tmp_path / 'toy_image')], str(tmp_path / 'exp'), seed=0,
-                             html=dict(catch_rate=0.2, practice=1, headphone_checks=0))
-    category = {'plane': 'airplane', 'watch': 'clock'}
-    shots = tmp_path / 'screens'
-    shots.mkdir()
-
-    def answer(screen, stimulus, correct):  # right on naturals, 'bird' on every metamer
-        stem = os.path.splitext(os.path.basename(stimulus))[0]
-        return category[stem] if stimulus.startswith('natural/') else 'bird'
-
-    given = run_participant(page, 'file://%s/index.html?seed=5' % (tmp_path / 'exp'), 'I1', answer, str(shots))
-    path = wait(lambda: list(downloads.glob('results_I1_5.csv')), timeout=10, what='the downloaded results')[0]
-    assert not page.errors()
-    for screen in ('welcome', 'practice_intro', 'image_practice_trial', 'feedback', 'main_intro', 'image_trial', 'end'):
-        assert (shots / (screen + '.png')).stat().st_size > 5000, screen  # no screen skipped
-    with open(path, newline='') as f:
-        rows = list(csv.DictReader(f))
-    assert [r['response'] for r in rows] == [g['response'] for g in given]
+    given, rows, path = take_image_experiment(page, downloads, tmp_path, 'I1')
     assert {r['correct_answer'] for r in rows} == {'airplane', 'clock'}  # ImageNet classes -> 16 categories
-    assert [r['kind'] for r in rows].count('main') == 6 and all(r['n_choices'] == '16' for r in rows)
     (tmp_path / 'human').mkdir()
     shutil.copy(str(path), str(tmp_path / 'human'))
     tables = human_results.summarise(human_results.read_results(str(tmp_path / 'human')), n_boot=10)
@@ -206,7 +186,8 @@ def test_image_experiment_by_keyboard(browser, tmp_path):
     assert [table[k]['network_prop_correct'] for k in ('conv1', 'fc7')] == [0.0, 1.0]
     assert table['natural']['chance'] == 1 / 16
     # The recorded seed gives the participant's order back.
-    run_participant(page, 'file://%s/index.html?seed=5' % (tmp_path / 'exp'), 'I2', answer, str(shots))
+    run_participant(page, 'file://%s/index.html?seed=5' % (tmp_path / 'exp'), 'I2', image_answer,
+                    str(tmp_path / 'screens'))
     again = wait(lambda: list(downloads.glob('results_I2_5.csv')), timeout=10, what='the downloaded results')[0]
     with open(again, newline='') as f:
         assert [r['stimulus'] for r in csv.DictReader(f)] == [r['stimulus'] for r in rows]

@@ -8,15 +8,14 @@ answers given. The console must stay free of errors. Screenshots land in the tes
 """
 
 import csv
-import os
 import time
 
 import pytest
 
 from model_metamers import experiment_html, export_experiment
 from tests import bidi_firefox
-from tests.web_experiment_flow import (ENTER, LABELS, check_results, collector, correct_answers, image_results,
-                                       run_participant, wait, word_policy)
+from tests.web_experiment_flow import (ENTER, LABELS, check_results, collector, correct_answers,
+                                       run_participant, take_image_experiment, wait, word_policy)
 
 pytest.importorskip('websocket', reason="websocket-client is not installed (pip install -e '.[test]')")
 
@@ -83,25 +82,7 @@ def test_word_experiment_in_firefox(firefox, kws_results, tmp_path):
 
 def test_image_experiment_in_firefox(firefox, tmp_path):
     page, downloads = firefox
-    image_results(tmp_path / 'toy_image')
-    export_experiment.export([str(tmp_path / 'toy_image')], str(tmp_path / 'exp'), seed=0,
-                             html={'catch_rate': 0.2, 'practice': 1, 'headphone_checks': 0})
-    category = {'plane': 'airplane', 'watch': 'clock'}
-    shots = tmp_path / 'screens'
-    shots.mkdir()
-
-    def answer(screen, stimulus, correct):  # right on naturals, 'bird' on every metamer
-        stem = os.path.splitext(os.path.basename(stimulus))[0]
-        return category[stem] if stimulus.startswith('natural/') else 'bird'
-
-    given = run_participant(page, 'file://%s/index.html?seed=5' % (tmp_path / 'exp'), 'FI', answer, str(shots))
-    path = wait(lambda: list(downloads.glob('results_FI_5.csv')), timeout=10, what='the downloaded results')[0]
-    assert page.errors() == []
-    for screen in ('welcome', 'practice_intro', 'image_practice_trial', 'feedback', 'main_intro', 'image_trial', 'end'):
-        assert (shots / (screen + '.png')).stat().st_size > 5000, screen  # no screen skipped
-    rows = wait(lambda: list(csv.DictReader(path.read_text(encoding='utf-8').splitlines())), timeout=5,
-                what='the download to be written')
-    assert [r['response'] for r in rows] == [g['response'] for g in given]
+    given, rows, path = take_image_experiment(page, downloads, tmp_path, 'FI')
     assert all(r['correct'] == ('1' if r['stimulus'].startswith('natural/') else '0') for r in rows)
     assert [r['kind'] for r in rows].count('main') == 6 and all(r['n_choices'] == '16' for r in rows)
 

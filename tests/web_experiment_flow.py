@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from model_metamers import experiment_html, resources
+from model_metamers import experiment_html, export_experiment, resources
 from tests.conftest import REPO
 
 SHIPPED_KWS = os.path.join(REPO, 'checkpoints', 'kws_2d.weights.h5')
@@ -272,3 +272,37 @@ def check_results(rows, given, answer_of, participant, seed):
     assert all(int(r['rt_ms']) >= 0 for r in rows)
     assert all(r['catch'] == str(int(r['kind'] == 'catch')) and r['practice'] == str(int(r['kind'] == 'practice'))
                for r in rows)
+
+
+IMAGE_CATEGORY = {'plane': 'airplane', 'watch': 'clock'}  # the two demo images' 16-way categories
+
+
+def image_answer(screen, stimulus, correct):
+    """Right on the natural images, 'bird' on every metamer."""
+    stem = os.path.splitext(os.path.basename(stimulus))[0]
+    return IMAGE_CATEGORY[stem] if stimulus.startswith('natural/') else 'bird'
+
+
+def take_image_experiment(page, downloads, tmp_path, participant):
+    """Export the toy image results as a web experiment, take it as ``participant`` (seed 5) and
+    check what every browser must show: no console error, every screen, the answers given, six
+    main trials of 16 choices. Returns ``(given, rows, path)``: the answers, the downloaded CSV's
+    rows and its path."""
+    image_results(tmp_path / 'toy_image')
+    export_experiment.export([str(tmp_path / 'toy_image')], str(tmp_path / 'exp'), seed=0,
+                             html={'catch_rate': 0.2, 'practice': 1, 'headphone_checks': 0})
+    shots = tmp_path / 'screens'
+    shots.mkdir(exist_ok=True)
+    given = run_participant(page, 'file://%s/index.html?seed=5' % (tmp_path / 'exp'), participant,
+                            image_answer, str(shots))
+    name = 'results_%s_5.csv' % participant
+    path = wait(lambda: list(downloads.glob(name)), timeout=10, what='the downloaded results')[0]
+    assert not page.errors()
+    for screen in ('welcome', 'practice_intro', 'image_practice_trial', 'feedback', 'main_intro',
+                   'image_trial', 'end'):
+        assert (shots / (screen + '.png')).stat().st_size > 5000, screen  # no screen skipped
+    rows = wait(lambda: list(csv.DictReader(path.read_text(encoding='utf-8').splitlines())), timeout=5,
+                what='the download to be written')
+    assert [r['response'] for r in rows] == [g['response'] for g in given]
+    assert [r['kind'] for r in rows].count('main') == 6 and all(r['n_choices'] == '16' for r in rows)
+    return given, rows, path
