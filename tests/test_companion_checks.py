@@ -28,12 +28,7 @@ def sounds(tmp_path_factory):
     return toy_networks.write_toy_sounds(tmp_path_factory.mktemp('sounds'), 2, 1, 'clip')
 
 
-def _settings(out, inputs, **kw):
-    base = dict(network='toy_audio', weights='random', inputs=inputs, layers=['relu1', 'logits'],
-                iterations=20, learning_rate=0.01, log_every=10, output_dir=str(out), progress=False,
-                figures=False)
-    base.update(kw)
-    return GenerationSettings(**base)
+_settings = toy_networks.toy_settings
 
 
 @pytest.fixture(scope='module')

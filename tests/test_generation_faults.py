@@ -15,7 +15,7 @@ import pytest
 import scipy.io.wavfile
 
 from model_metamers import export_experiment, fileio, generation, reports, results, transfer
-from model_metamers.generation import GenerationError, GenerationSettings, generate, summary_table
+from model_metamers.generation import GenerationError, generate, summary_table
 from model_metamers.synthesis import MetamerSynthesizer
 from tests import toy_networks
 from tests.conftest import REPO
@@ -31,12 +31,7 @@ def sounds(tmp_path_factory):
     return toy_networks.write_toy_sounds(tmp_path_factory.mktemp('sounds'), 3, 0, 'word')
 
 
-def _settings(out, inputs, **kw):
-    base = dict(network='toy_audio', weights='random', inputs=inputs, layers=['relu1', 'logits'],
-                iterations=20, learning_rate=0.01, log_every=10, output_dir=str(out),
-                progress=False, figures=False)
-    base.update(kw)
-    return GenerationSettings(**base)
+_settings = toy_networks.toy_settings
 
 
 def _listing(folder):

@@ -56,3 +56,14 @@ def build_toy_image(weights='random', seed=0, size=16):
 
 
 networks.register('toy_image', 'tests.toy_networks', 'build_toy_image', 'image', 'test network')
+
+
+def toy_settings(out, inputs, **kw):
+    """Generation settings for the toy audio network: ``relu1`` and ``logits``, 20 iterations at
+    lr 0.01, no progress line, no figures; ``kw`` overrides any of them."""
+    from model_metamers.generation import GenerationSettings
+    base = dict(network='toy_audio', weights='random', inputs=inputs, layers=['relu1', 'logits'],
+                iterations=20, learning_rate=0.01, log_every=10, output_dir=str(out), progress=False,
+                figures=False)
+    base.update(kw)
+    return GenerationSettings(**base)
