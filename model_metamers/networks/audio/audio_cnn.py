@@ -295,18 +295,15 @@ def _load_tf1(model, variant, path, name_map, config, ignore_variables, use_ema)
     deliberately = checkpoints.unaccounted(shapes, used | set(heads), tf1_audio_names.TF1_SCOPE)
     outside = sorted(n for n in shapes if not n.startswith(tf1_audio_names.TF1_SCOPE + '/')
                      and bookkeeping.kind_of(n) is None)
-    report = bookkeeping.report(path, [n for n in shapes if n not in used], shapes,
-                                ema_used=ema_used, outside=outside)
+    notes = []
     if heads:
-        report = (report or 'checkpoint %s' % path) + (
-            '; heads of other tasks, not read: %s' % ', '.join(heads))
+        notes.append('heads of other tasks, not read: %s' % ', '.join(heads))
     if deliberately:
-        report = (report or 'checkpoint %s' % path) + '; ignored on purpose: %s' % ', '.join(
-            deliberately)
+        notes.append('ignored on purpose: %s' % ', '.join(deliberately))
     if config:
-        report = (report or 'checkpoint %s' % path) + (
-            '; layer names and options from %s' % config.path)
-    return report
+        notes.append('layer names and options from %s' % config.path)
+    return bookkeeping.report(path, [n for n in shapes if n not in used], shapes, ema_used=ema_used,
+                              outside=outside, notes=notes)
 
 
 # ------------------------------------------------------------ architecture

@@ -73,13 +73,14 @@ def skipped(names):
     return out
 
 
-def report(label, names, shapes=None, ema_used=0, outside=()):
+def report(label, names, shapes=None, ema_used=0, outside=(), notes=()):
     """One line saying which of ``names`` a load skipped, by kind, e.g.
 
     ``checkpoint X: skipped 2 training variables (training step: global_step; mean pixel:
     vgg_19/mean_rgb (3,))``. ``ema_used``: how many values came from moving
-    averages; ``outside``: variables outside the network's scope, not read.
-    Returns '' when nothing was skipped.
+    averages; ``outside``: variables outside the network's scope, not read;
+    ``notes``: further parts of the line (the loader's own). Returns '' when
+    there is nothing to say.
     """
     groups = skipped(names)
     parts = []
@@ -94,10 +95,11 @@ def report(label, names, shapes=None, ema_used=0, outside=()):
         parts.append('outside the network scope, not read: %s' % (
             ', '.join(outside) if len(outside) <= 3 else '%d variables' % len(outside)))
     n = sum(len(m) for m in groups.values()) + len(outside)
-    if not n and not ema_used:
+    if not n and not ema_used and not notes:
         return ''
-    line = 'checkpoint %s: skipped %d training variable(s)%s' % (
-        label, n, ' (%s)' % '; '.join(parts) if parts else '')
+    line = 'checkpoint %s' % label
+    if n or ema_used:
+        line += ': skipped %d training variable(s)%s' % (n, ' (%s)' % '; '.join(parts) if parts else '')
     if ema_used:
         line += '; %d weight(s) taken from their ExponentialMovingAverage shadows' % ema_used
-    return line
+    return '; '.join([line] + list(notes))
