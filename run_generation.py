@@ -25,7 +25,8 @@ signal.signal(signal.SIGINT, _interrupted_while_starting)
 from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('network', 'word_reduced_aliasing', 'registered network name (see --list_networks)')
+flags.DEFINE_string('network', 'word_reduced_aliasing', 'registered network name (see --list_networks), '
+                    'or your own Keras model: path/to/model.keras or package.module:function')
 flags.DEFINE_string('layer', 'all', "metamer layer, comma-separated layers, or 'all'")
 flags.DEFINE_string('weights', 'auto',
                     "'auto' (checkpoints/<network>.weights.h5), 'random', a converted .weights.h5 "
@@ -70,11 +71,37 @@ flags.DEFINE_boolean('demo', False, 'the embedded default: a trained network on 
                      'checkpoints/, else the shipped trained kws_2d)')
 flags.DEFINE_boolean('list_networks', False, 'print the registered networks and exit')
 flags.DEFINE_boolean('list_layers', False, "print the network's metamer layers and exit")
+# Your own network (--network=model.keras or package.module:function): what cannot be inferred.
+flags.DEFINE_enum('modality', None, ['audio', 'image'], 'your own model: what its input is (default: '
+                  'from its input shape, [T] audio, [S, S, 3] image)')
+flags.DEFINE_string('class_names', None, 'your own model: JSON file with one class name per output unit')
+flags.DEFINE_integer('sample_rate', None, 'your own audio model: sample rate of its waveform input, Hz')
+flags.DEFINE_string('input_shape', None, 'your own model whose input shape is not fixed: the shape of '
+                    'one stimulus, e.g. 224,224,3 or 40000')
+flags.DEFINE_enum('front_end', None, ['word', 'kws'], 'your own model taking cochleagrams: put this '
+                  'tfcochleagram front end in front of it (word: 20 kHz, 2 s -> [211, 400, 1]; kws: '
+                  '16 kHz, 1 s -> [52, 100, 1]) so metamers are waveforms')
 
 def _inputs(value):
     """``--input`` as a list of paths and folders (folders are expanded by the library)."""
     items = [item.strip() for item in (value or '').split(',') if item.strip()]
     return items or None
+
+
+def _input_shape(value):
+    """``--input_shape=224,224,3`` as a tuple of ints (None when not given)."""
+    from model_metamers.errors import UserError
+
+    if not value:
+        return None
+    try:
+        shape = tuple(int(v) for v in value.replace('x', ',').split(',') if v.strip())
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise UserError('--input_shape must be positive whole numbers separated by commas, e.g. '
+                        '224,224,3 or 40000; got %r' % value)
+    return shape
 
 
 def settings_from_flags():
@@ -90,7 +117,9 @@ def settings_from_flags():
         tensorboard_dir=FLAGS.tensorboard_dir, procedure=FLAGS.procedure, domain=FLAGS.domain,
         checkpoint_every=FLAGS.checkpoint_every, stop_threshold=FLAGS.stop_threshold,
         stop_window=FLAGS.stop_window, figures=FLAGS.figures,
-        stage_iterations=FLAGS.stage_iterations, stages=FLAGS.stages, modified_relu=FLAGS.modified_relu)
+        stage_iterations=FLAGS.stage_iterations, stages=FLAGS.stages, modified_relu=FLAGS.modified_relu,
+        modality=FLAGS.modality, class_names=FLAGS.class_names, sample_rate=FLAGS.sample_rate,
+        input_shape=_input_shape(FLAGS.input_shape), front_end=FLAGS.front_end)
     if FLAGS.demo:
         from model_metamers.demo import demo_settings
         demo = demo_settings()
@@ -103,7 +132,8 @@ def settings_from_flags():
 def run(argv):
     del argv
     from model_metamers import networks, results
-    from model_metamers.generation import generate, summary_table
+    from model_metamers.networks import custom
+    from model_metamers.generation import generate, network_folder, summary_table
     from model_metamers.native_logs import quiet_native_logs
 
     if FLAGS.list_networks:
@@ -113,7 +143,9 @@ def run(argv):
     settings = settings_from_flags()
     if FLAGS.list_layers:
         quiet_native_logs()
-        net = networks.build(settings.network, weights='random')
+        net = (networks.load(settings.network, settings.weights, **settings.network_options())[0]
+               if custom.is_spec(settings.network) else
+               networks.build(settings.network, weights='random'))
         print(net.describe())
         return 0
     if FLAGS.merge:
@@ -124,7 +156,7 @@ def run(argv):
     quiet_native_logs()  # XLA's I0000 lines ignore TF_CPP_MIN_LOG_LEVEL
     rows = generate(settings)
     print(summary_table(rows))
-    out = os.path.abspath(os.path.join(settings.output_dir, settings.network))
+    out = os.path.abspath(network_folder(settings))
     if settings.num_shards > 1:
         print('parts in %s; when every shard has finished, run the same command with --merge '
               '(one .h5 per input; figures are not made by shards)' % os.path.join(out, results.PART_DIR))
@@ -137,9 +169,9 @@ def run(argv):
 def _merge(settings):
     """``--merge``: assemble the shards' parts; missing or unreadable ones are listed (exit 1)."""
     from model_metamers import results
-    from model_metamers.generation import GenerationError
+    from model_metamers.generation import GenerationError, network_folder
 
-    folder = os.path.join(settings.output_dir, settings.network)
+    folder = network_folder(settings)
     if not results.stems_with_parts(folder):
         raise GenerationError('nothing to assemble: no shard results under %s; run the shards '
                               '(--num_shards, --shard_index) with this --output_dir and --network '

@@ -95,6 +95,21 @@ def decoded(value):
     return value
 
 
+# HDF5 takes '/' in a name as a path: layer names with '/' (a nested model's ``outer/inner``) are
+# stored with this character instead, and read back with '/'.
+H5_SLASH = '|'
+
+
+def h5_name(key):
+    """The HDF5 group name of a layer (or result key) ``key``: '/' written as ``H5_SLASH``."""
+    return str(key).replace('/', H5_SLASH)
+
+
+def key_of_h5_name(name):
+    """The layer (or result key) an HDF5 group name :func:`h5_name` wrote stands for."""
+    return str(name).replace(H5_SLASH, '/')
+
+
 def write_h5(path, writer):
     """Write an HDF5 file atomically: ``writer(h5py.File)`` fills it.
 

@@ -71,6 +71,17 @@ class GenerationSettings:
     stage_iterations: int = None
     stages: int = None
     modified_relu: bool = True
+    # Issue 21: your own network (--network=path.keras or module:function); None = inferred.
+    modality: str = None
+    class_names: object = None
+    sample_rate: int = None
+    input_shape: tuple = None
+    front_end: str = None
+
+    def network_options(self):
+        """The options of :func:`model_metamers.networks.load` for a user's own model."""
+        return dict(modality=self.modality, class_names=self.class_names, sample_rate=self.sample_rate,
+                    input_shape=self.input_shape, front_end=self.front_end)
 
 
 def default_null_path(network_name):
@@ -78,7 +89,7 @@ def default_null_path(network_name):
     return os.path.join(checkpoint_dir(), '%s.null.h5' % network_name)
 
 
-def resolve_null(network_name, value, log=None):
+def resolve_null(network_name, value, log=None, default=None):
     """The null-distribution file to validate with, or None.
 
     ``'auto'``: ``<checkpoint dir>/<network>.null.h5``, else the original
@@ -86,21 +97,31 @@ def resolve_null(network_name, value, log=None):
     ``python -m model_metamers.fetch`` unpacks it); ``None``/``''``/``'none'``:
     no null; anything else is a path. ``log`` gets one line saying which null
     is used, or that there is none and what that means for validation.
+    ``default``: the one file ``'auto'`` looks for instead (a user's own model).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if value is None or str(value).lower() in ('', 'none'):
         return None
     if value != 'auto':
         return os.path.expanduser(str(value))
-    for candidate in (default_null_path(network_name),
-                      published_nulls.find(network_name, checkpoint_dir())):
+    candidates = ((default,) if default else
+                  (default_null_path(network_name), published_nulls.find(network_name, checkpoint_dir())))
+    for candidate in candidates:
         if candidate and os.path.isfile(candidate):
             log('null distribution: %s' % candidate)
             return candidate
-    log('no null distribution for %s (%s, or the release\'s pickle): metamers are validated by '
-        'the predicted class only, not by the paper\'s criterion' % (
-            network_name, default_null_path(network_name)))
+    log('no null distribution for %s (%s%s): metamers are validated by the predicted class only, '
+        'not by the paper\'s criterion' % (network_name, default or default_null_path(network_name),
+                                           '' if default else ', or the release\'s pickle'))
     return None
+
+
+def network_folder(settings):
+    """``<output_dir>/<network name>``: where a run's results go (a user's model is named by its
+    file or function, :func:`model_metamers.networks.custom.network_name`)."""
+    from model_metamers.networks import custom
+    name = custom.network_name(settings.network) if custom.is_spec(settings.network) else settings.network
+    return os.path.join(settings.output_dir, name)
 
 
 def check_settings(settings):
@@ -192,15 +213,11 @@ def generate(settings, network=None, log=None):
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     check_settings(settings)
-    weights = resolve_weights(settings.network, settings.weights, log)
-    strategy = None
-    if network is None:
-        network, strategy = _build_network(settings, weights, log)
+    network, strategy, weights, weights_id = _network_and_weights(settings, network, log)
     layers = _unique_layers(network, settings.layers or network.metamer_layers)
     inputs = (stimuli.expand_inputs(settings.inputs, network.modality) if settings.inputs
               else stimuli.default_inputs(network))
     stems = stimuli.stems_of(inputs)
-    weights_id = weights_fingerprint(weights)
     null, null_path = _null_for(settings, network, layers, weights_id, log)
     jobs = plan_jobs(len(inputs), layers, settings.num_shards, settings.shard_index)
     if not jobs:
@@ -268,17 +285,26 @@ class _Run:
     log: object
 
 
-def _build_network(settings, weights, log):
-    """``(network, strategy)``: the network, built under a multi-GPU strategy when there is one."""
+def _network_and_weights(settings, network, log):
+    """``(network, strategy, weights, weights SHA-1)``: the network (built under a multi-GPU
+    strategy when there is one, unless given) and what results record of its weights."""
+    if network is not None:  # from the API: a built network, e.g. MetamerNetwork.from_keras(model)
+        if network.info.get('source') == 'keras model':
+            from model_metamers.networks import custom
+            return network, None, network.info.get('model_spec', network.name), custom.fingerprint(network)
+        weights = resolve_weights(settings.network, settings.weights, log)
+        return network, None, weights, weights_fingerprint(weights)
     strategy = _multi_gpu_strategy(settings.batch_size)
     if strategy is not None:
         with strategy.scope():
-            network = _networks.build(settings.network, weights=weights, seed=0)
+            network, weights, weights_id = _networks.load(settings.network, settings.weights, log,
+                                                          **settings.network_options())
     else:
-        network = _networks.build(settings.network, weights=weights, seed=0)
+        network, weights, weights_id = _networks.load(settings.network, settings.weights, log,
+                                                      **settings.network_options())
     if network.info.get('weights_report'):
         log(network.info['weights_report'])
-    return network, strategy
+    return network, strategy, weights, weights_id
 
 
 def _unique_layers(network, requested):
@@ -299,7 +325,14 @@ def _null_for(settings, network, layers, weights_id, log):
     A null asked for by name that does not fit is an error; one found by ``'auto'``
     that does not fit is not used, and that is said once.
     """
-    null_path = resolve_null(settings.network, settings.null_distribution, log)
+    if network.info.get('source') == 'keras model':  # your own model: its null lies beside it
+        from model_metamers.networks import custom
+        spec = network.info.get('model_spec')
+        null_path = resolve_null(network.name, settings.null_distribution, log,
+                                 default=custom.default_null_path(spec) if spec
+                                 else os.path.abspath(network.name + '.null.h5'))
+    else:
+        null_path = resolve_null(settings.network, settings.null_distribution, log)
     if not null_path:
         return None, null_path
     try:
@@ -432,7 +465,7 @@ def _synthesize_batch(run, layer, batch, natural, label):
             exporter.stimulus(run.stems[i], 'natural', synth.natural_representation[k], synth.domain)
         results.write_part(results.part_path(network_dir, run.stems[i], layer, seed),
                            results.file_attrs(network, run.inputs[i], run.weights), key, datasets, attrs)
-        exports.tensorboard_log(exports.tensorboard_writer(settings, run.stems[i]), network, layer,
+        exports.tensorboard_log(exports.tensorboard_writer(settings, run.stems[i], network.name), network, layer,
                                 synth, k, vals[k])
         rows.append(_row(run.stems[i], layer, attrs))
     resume.remove_if_there(state)

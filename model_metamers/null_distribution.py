@@ -57,7 +57,7 @@ import h5py
 import numpy as np
 
 from model_metamers.errors import UserError
-from model_metamers.fileio import atomic_path, decoded
+from model_metamers.fileio import atomic_path, decoded, h5_name
 from model_metamers.validation import rank_average
 
 FORMAT = 'model_metamers.null.v1'
@@ -390,7 +390,7 @@ def write_null(path, result, attrs, compact=False):
             if any('snr_db_2023' in data for data in result.values()):
                 f.attrs['snr_db_2023_definition'] = SNR_DB_2023_DEFINITION
             for layer, data in result.items():
-                g = f.create_group(layer)
+                g = f.create_group(h5_name(layer))
                 for k in ('spearman', 'pearson', 'snr_db', 'snr_db_2023', 'pairs'):
                     if k not in data:  # a converted published null has Spearman rho only
                         continue

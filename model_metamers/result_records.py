@@ -39,6 +39,7 @@ def job_record(network, layer, synth, k, natural, val, settings, weights, weight
     attrs['seed'] = synth.seeds[k]
     attrs['iterations'] = record['iterations']
     attrs['layer'] = layer
+    attrs['matched_as'] = network.matching(layer, synth.modified_relu)
     # HDF5 lists groups alphabetically; readers sort layers by this.
     attrs['layer_index'] = (network.metamer_layers.index(layer)
                             if layer in network.metamer_layers else len(network.metamer_layers))

@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from model_metamers.errors import UserError
-from model_metamers.fileio import decoded, write_h5, write_text
+from model_metamers.fileio import decoded, h5_name, key_of_h5_name, write_h5, write_text
 from model_metamers import __version__
 
 PART_DIR = 'parts'
@@ -99,7 +99,7 @@ def write_part(path, file_attrs, key, datasets, attrs):
     def writer(f):
         for k, v in file_attrs.items():
             f.attrs[k] = _attr_value(v)
-        group = f.create_group(key)
+        group = f.create_group(h5_name(key))
         for k, v in datasets.items():
             group.create_dataset(k, data=np.asarray(v))
         for k, v in attrs.items():
@@ -179,8 +179,8 @@ def _up_to_date(path, parts, kept=()):
 
 
 def _key_of_part(part):
-    """The group name a part file holds (its file name; '/' in layer names was written as '__')."""
-    return os.path.basename(part)[:-len('.h5')].replace('__', '/')
+    """The HDF5 group name a part file holds (its file name; '/' in layer names was written as '__')."""
+    return h5_name(os.path.basename(part)[:-len('.h5')].replace('__', '/'))
 
 
 def _usable_parts(network_dir, stem, bad):
@@ -328,7 +328,7 @@ def read_result(path):
         out['_file'] = dict(f.attrs)
         for name in f:
             group = f[name]
-            out[name] = {'datasets': {k: group[k][()] for k in group},
+            out[key_of_h5_name(name)] = {'datasets': {k: group[k][()] for k in group},
                          'attrs': dict(group.attrs)}
     return out
 

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.stats
 
 from model_metamers import published_nulls, safe_pickle
+from model_metamers.fileio import key_of_h5_name
 
 
 def rank_average(values):
@@ -151,7 +152,7 @@ def load_null(path, measures=False):
     with f:
         for layer in f:
             if isinstance(f[layer], h5py.Group) and 'spearman' in f[layer]:
-                out[layer] = f[layer]['spearman'][()]
+                out[key_of_h5_name(layer)] = f[layer]['spearman'][()]
     if not out:
         raise ValueError('%s holds no null distribution (no <layer>/spearman datasets)' % path)
     return out
@@ -185,7 +186,7 @@ def load_null_measures(path):
                                  'model_metamers.null_distribution' % (path, layer))
             snr = (g['snr_db_2023'][()].astype(np.float64) if 'snr_db_2023' in g
                    else g['snr_db'][()].astype(np.float64) / 2.0)
-            out[layer] = {'spearman': g['spearman'][()].astype(np.float64),
+            out[key_of_h5_name(layer)] = {'spearman': g['spearman'][()].astype(np.float64),
                           'pearson': g['pearson'][()].astype(np.float64), 'snr_db_2023': snr}
     if not out:
         raise ValueError('%s holds no null distribution (no <layer>/spearman datasets)' % path)

@@ -5,6 +5,7 @@ import keras
 from tfcochleagram.graph import CochleagramGraph, resolve_params
 
 
+@keras.saving.register_keras_serializable(package='tfcochleagram')
 class Cochleagram(keras.layers.Layer):
     """Waveform ``[batch, T]`` float32 -> cochleagram ``[batch, n_filters, T*ENV_SR/sr, 1]``.
 
@@ -19,8 +20,10 @@ class Cochleagram(keras.layers.Layer):
     every intermediate tensor by name.
     """
 
-    def __init__(self, sr=20000, name='cochleagram', **params):
-        super().__init__(name=name, trainable=False)
+    def __init__(self, sr=20000, name='cochleagram', trainable=False, dtype=None, **params):
+        # trainable / dtype come back from get_config() when a saved model is loaded.
+        del trainable  # no weights
+        super().__init__(name=name, trainable=False, dtype=dtype)
         resolve_params(params)  # fail early on a misspelt parameter
         self.sr = sr
         self.coch_params = dict(params)

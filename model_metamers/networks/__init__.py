@@ -100,5 +100,30 @@ def build(name, weights='random', seed=0, **kwargs):
     return get_builder(name)(weights=weights, seed=seed, **kwargs)
 
 
+def load(spec, weights='auto', log=None, **options):
+    """``(network, weights, weights SHA-1)`` for a command's ``--network`` and ``--weights``.
+
+    ``spec``: a registered name (weights as in :mod:`model_metamers.weights`:
+    ``'auto'`` finds, fetches or converts them) or your own model, a saved
+    ``.keras`` file or ``package.module:function`` (see
+    :func:`model_metamers.networks.custom.load`; ``options`` are its
+    ``modality``, ``class_names``, ``sample_rate``, ``input_shape``, ``front_end``).
+    The SHA-1 is what results and null distributions record of the weights.
+    """
+    from model_metamers.networks import custom
+    from model_metamers.weights import resolve_weights, weights_fingerprint
+
+    if custom.is_spec(spec):
+        return custom.load(spec, weights, **options)
+    given = sorted(k for k, v in options.items() if v not in (None, '', ()))
+    if given:
+        raise UserError('%s apply to your own model (--network=path/to/model.keras or '
+                        'package.module:function); %r is a registered network: drop them'
+                        % (', '.join('--' + k for k in given), spec))
+    weights = resolve_weights(spec, weights, log)
+    network = build(spec, weights=weights)
+    return network, weights, weights_fingerprint(weights)
+
+
 __all__ = ['MetamerNetwork', 'UnknownLayerError', 'UnknownNetworkError', 'build',
-           'describe_networks', 'get_builder', 'list_networks', 'modality_of', 'register']
+           'describe_networks', 'get_builder', 'list_networks', 'load', 'modality_of', 'register']

@@ -20,6 +20,10 @@ class UnknownLayerError(UserError, ValueError):
     """A stage name that the network does not have."""
 
 
+class NotDifferentiableError(UserError, ValueError):
+    """A matched layer whose gradient does not reach the stimulus."""
+
+
 class MetamerNetwork:
     """A network ready for metamer synthesis.
 
@@ -68,6 +72,13 @@ class MetamerNetwork:
         for stage, pre in self.relu_stages.items():
             for p in [stage] + list(pre):
                 self.resolve(p)
+
+    @classmethod
+    def from_keras(cls, model, **options):
+        """Any Keras 3 functional or sequential model as a network; see
+        :func:`model_metamers.networks.custom.from_keras` for the options."""
+        from model_metamers.networks.custom import from_keras
+        return from_keras(model, **options)
 
     # ----------------------------------------------------------------- names
     @property
@@ -149,6 +160,55 @@ class MetamerNetwork:
         if modified_relu and name in self.relu_stages:
             return list(self.relu_stages[name])
         return [name]
+
+    def matching(self, layer, modified_relu=True):
+        """What synthesis matches at ``layer``, in words (result files record it)."""
+        name = self.resolve(layer)
+        if name in self.relu_stages:
+            pre = ', '.join(self.relu_stages[name])
+            if modified_relu:
+                return 'modified ReLU of %s (ReLU values, gradient 1 below zero)' % pre
+            return 'ReLU output'
+        activation = self.info.get('activations', {}).get(name)
+        if activation:
+            return 'layer output as is (activation %s: no modified-gradient form)' % activation
+        return 'layer output'
+
+    def check_differentiable(self, layer, from_stage=None):
+        """Raise :class:`NotDifferentiableError` naming the first stage the gradient from
+        ``layer`` back to the stimulus (or ``from_stage``) does not pass.
+
+        Only networks that ask for it (``info['check_gradients']``, users' own models)
+        are checked: the registered ones are differentiable by construction.
+        """
+        if not self.info.get('check_gradients'):
+            return
+        name = self.resolve(layer)
+        start = self.resolve(from_stage) if from_stage is not None else None
+        names = list(self.stages)
+        first = names.index(start) + 1 if start else 0
+        upto = names[first:names.index(name) + 1]
+        shape = (1,) + tuple((self.stages[start] if start else self.inputs).shape[1:])
+        x = tf.random.stateless_uniform(shape, (0, 0), 0.25, 0.75)
+        model = self.submodel(upto, from_stage=start)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            out = model(x, training=False)
+            sums = {n: tf.reduce_sum(tf.cast(out[n], tf.float32)) if out[n].dtype.is_floating
+                    else None for n in upto}
+        try:
+            if sums[name] is not None and tape.gradient(sums[name], x) is not None:
+                return
+            for n in upto:  # network order: the first stage the gradient does not reach
+                if sums[n] is None or tape.gradient(sums[n], x) is None:
+                    raise NotDifferentiableError(
+                        'no gradient reaches the %s from layer %r of network %r: stage %r is not '
+                        'differentiable (%s); match a layer before it, or replace it by a '
+                        'differentiable layer' % ('cochleagram' if start else 'stimulus', name,
+                                                  self.name, n, 'integer output' if sums[n] is None
+                                                  else 'it has no gradient'))
+        finally:
+            del tape
 
     def describe(self):
         """One line per metamer layer: name, shape and feature count."""

@@ -157,6 +157,7 @@ class MetamerSynthesizer:
         self._identity = (domain == 'cochleagram' and self.layer == network.resolve(self._from_stage))
         self._needed = network.stages_for_matching(self.layer, self.modified_relu)
         if not self._identity:
+            network.check_differentiable(self.layer, self._from_stage)
             self._forward_model = network.submodel(self._needed, from_stage=self._from_stage)
         self.target = network.activations(natural, [self.layer])[self.layer].numpy()
 

@@ -1,0 +1,290 @@
+"""Metamers of your own network (issue 21): any Keras model, from the CLI and the API.
+
+The models are built here with plain Keras; what the wrapped network must compute is
+stated independently of the wrapper (the layer's own output, a convolution done with
+``tf.nn.conv2d`` from the saved kernel, hashlib's SHA-1 of the file).
+"""
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_metamers.errors import UserError
+from model_metamers.networks import MetamerNetwork, custom
+from tests.conftest import REPO
+
+
+def tiny_cnn(name='tiny'):
+    """Conv(relu) -> Conv -> ReLU layer -> pool -> nested block -> Dense(tanh) -> logits."""
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding='same', activation='relu', name='conv1')(pixels)
+    x = keras.layers.Conv2D(8, 3, padding='same', name='conv2')(x)
+    x = keras.layers.ReLU(name='relu2')(x)
+    x = keras.layers.MaxPooling2D(name='pool')(x)
+    inner = keras.Input((16, 16, 8))
+    y = keras.layers.Conv2D(8, 3, padding='same', activation='relu', name='conv1')(inner)  # same name
+    x = keras.Model(inner, y, name='block')(x)
+    x = keras.layers.Flatten(name='flat')(x)
+    x = keras.layers.Dense(16, activation='tanh', name='fc')(x)
+    x = keras.layers.Dense(4, name='logits')(x)
+    return keras.Model(pixels, x, name=name)
+
+
+@pytest.fixture(scope='module')
+def model():
+    return tiny_cnn()
+
+
+@pytest.fixture(scope='module')
+def net(model):
+    return MetamerNetwork.from_keras(model)
+
+
+def _image(seed=0):
+    return np.random.RandomState(seed).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+
+
+def test_stages_are_the_layer_outputs_and_nested_layers_are_flattened(net, model):
+    assert net.modality == 'image' and net.input_shape == (32, 32, 3)
+    for name in ('conv1', 'conv2', 'relu2', 'pool', 'block/conv1', 'fc', 'logits'):
+        assert name in net.stages
+    assert net.resolve('block') == 'block/conv1'  # the nested model's output
+    # Default metamer layers: every activation output, in network order.
+    assert net.metamer_layers == ['conv1', 'relu2', 'block/conv1', 'fc']
+    x = _image()
+    np.testing.assert_allclose(net.logits(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+    probe = keras.Model(model.input, [model.get_layer('relu2').output, model.get_layer('fc').output])
+    relu2, fc = probe(x)
+    got = net.activations(x, ['relu2', 'fc'])
+    np.testing.assert_allclose(got['relu2'].numpy(), relu2.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got['fc'].numpy(), fc.numpy(), rtol=1e-5, atol=1e-6)
+    assert net.class_names == ['class_0', 'class_1', 'class_2', 'class_3']
+
+
+def test_a_relu_activation_is_split_into_preactivation_and_relu(net, model):
+    x = _image(1)
+    kernel, bias = model.get_layer('conv1').get_weights()
+    pre = tf.nn.conv2d(x, kernel, 1, 'SAME').numpy() + bias  # the convolution, written out
+    got = net.activations(x, ['conv1/preactivation', 'conv1'])
+    np.testing.assert_allclose(got['conv1/preactivation'].numpy(), pre, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got['conv1'].numpy(), np.maximum(pre, 0), rtol=1e-4, atol=1e-5)
+    assert net.relu_stages['conv1'] == ['conv1/preactivation']
+    assert net.relu_stages['relu2'] == ['conv2']  # a ReLU layer: its input is the pre-activation
+    assert 'fc' not in net.relu_stages            # tanh is matched as it is
+
+
+@pytest.mark.parametrize('layer', ['conv1', 'relu2', 'block/conv1'])
+def test_the_modified_relu_is_applied_at_relu_stages(net, layer):
+    """Matched through the modified ReLU, d(matched)/d(pre-activation) is 1 everywhere, also
+    where the pre-activation is negative (the ordinary ReLU gives 0 there)."""
+    x = _image(2)
+    outputs = net.submodel(net.stages_for_matching(layer))(x)
+    pre = tf.Variable(outputs[net.relu_stages[layer][0]])
+    for modified, expected_below_zero in ((True, 1.0), (False, 0.0)):
+        with tf.GradientTape() as tape:
+            matched = net.matched_tensor({net.relu_stages[layer][0]: pre, layer: tf.nn.relu(pre)},
+                                         layer, modified_relu=modified)
+            total = tf.reduce_sum(matched)
+        grad = tape.gradient(total, pre).numpy()
+        negative = pre.numpy() < 0
+        assert negative.any()
+        np.testing.assert_array_equal(grad[negative], expected_below_zero)
+        np.testing.assert_allclose(matched.numpy(), np.maximum(pre.numpy(), 0))
+    assert net.matching(layer).startswith('modified ReLU of ')
+    assert net.matching('fc') == 'layer output as is (activation tanh: no modified-gradient form)'
+
+
+def test_layer_names_and_errors_in_one_line(net):
+    with pytest.raises(UserError, match="has no layer 'conv9'"):
+        net.resolve('conv9')
+    with pytest.raises(UserError, match='2 inputs'):
+        a, b = keras.Input((4,)), keras.Input((4,))
+        MetamerNetwork.from_keras(keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([a, b]))))
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(UserError, match='subclassed keras.Model.*functional API'):
+        MetamerNetwork.from_keras(Subclassed())
+    free = keras.Input((None, None, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation='relu', name='c')(free))
+    free_model = keras.Model(free, keras.layers.Dense(2)(pooled))
+    with pytest.raises(UserError, match=r'no fixed input shape \(\[None, None, 3\]\).*--input_shape'):
+        MetamerNetwork.from_keras(free_model)
+    fixed = MetamerNetwork.from_keras(free_model, input_shape=(24, 24, 3))
+    assert fixed.input_shape == (24, 24, 3) and fixed.metamer_layers == ['c']
+    waveform = keras.Input((800,))
+    wave_model = keras.Model(waveform, keras.layers.Dense(3)(waveform))
+    with pytest.raises(UserError, match='--sample_rate'):
+        MetamerNetwork.from_keras(wave_model)
+    assert MetamerNetwork.from_keras(wave_model, sample_rate=8000).sample_rate == 8000
+    with pytest.raises(UserError, match='3 class names for 4 logits'):
+        MetamerNetwork.from_keras(tiny_cnn(), class_names=['a', 'b', 'c'])
+    with pytest.raises(UserError, match='cannot tell whether'):
+        odd = keras.Input((5, 7))
+        MetamerNetwork.from_keras(keras.Model(odd, keras.layers.Dense(2)(keras.layers.Flatten()(odd))))
+
+
+def rounding_model():
+    pixels = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation='relu', name='conv1')(pixels)
+    x = keras.layers.Lambda(tf.round, name='quantise')(x)
+    x = keras.layers.Conv2D(4, 3, activation='relu', name='conv2')(x)
+    return keras.Model(pixels, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+
+def test_a_layer_the_gradient_cannot_pass_is_named():
+    from model_metamers.synthesis import MetamerSynthesizer
+
+    net = MetamerNetwork.from_keras(rounding_model())
+    natural = np.random.RandomState(0).uniform(0, 1, (16, 16, 3)).astype(np.float32)
+    with pytest.raises(UserError, match=r"layer 'conv2'.*stage 'quantise' is not differentiable"):
+        MetamerSynthesizer(net, natural, 'conv2')
+    MetamerSynthesizer(net, natural, 'conv1')  # before the rounding: fine
+
+
+def test_cochleagram_front_end_makes_waveform_metamers():
+    import tfcochleagram
+    from model_metamers.networks.audio import kws
+
+    coch = keras.Input((52, 100, 1))
+    x = keras.layers.Conv2D(4, 3, padding='same', activation='relu', name='conv1')(coch)
+    model = keras.Model(coch, keras.layers.Dense(3, name='logits')(keras.layers.Flatten()(x)))
+    net = MetamerNetwork.from_keras(model, front_end='kws')
+    assert (net.modality, net.sample_rate, net.input_shape) == ('audio', 16000, (16000,))
+    assert net.representation_stage == 'cochleagram'
+    wave = np.random.RandomState(0).randn(1, 16000).astype(np.float32) * 0.1
+    expected = tfcochleagram.cochleagram(tf.constant(wave), 16000, **kws.COCHLEAGRAM_CONFIG)
+    np.testing.assert_allclose(net.activations(wave, ['cochleagram'])['cochleagram'].numpy(),
+                               expected.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(UserError, match=r'makes cochleagrams of shape \[211, 100, 1\]'):
+        MetamerNetwork.from_keras(model, front_end='word')
+
+
+def test_a_saved_model_with_our_cochleagram_layer_loads(tmp_path):
+    import tfcochleagram
+
+    wave = keras.Input((16000,))
+    coch = tfcochleagram.Cochleagram(16000, name='cochleagram', **dict(tfcochleagram.WORD_CONFIG))(wave)
+    x = keras.layers.Conv2D(2, 3, activation='relu', name='conv1')(coch)
+    path = str(tmp_path / 'coch_net.keras')
+    keras.Model(wave, keras.layers.Dense(2)(keras.layers.Flatten()(x))).save(path)
+    net, label, sha1 = custom.load(path)
+    assert (net.modality, net.sample_rate, net.representation_stage) == ('audio', 16000, 'cochleagram')
+    assert label == path and sha1 == hashlib.sha1(open(path, 'rb').read()).hexdigest()
+
+
+def test_keras_applications_example_of_the_readme_runs(tmp_path, monkeypatch):
+    """The README's ResNet50 block, untrained (no download here) and for 2 iterations."""
+    readme = open(os.path.join(REPO, 'README.md'), encoding='utf-8').read()
+    block = re.search(r'<!-- own-network example[^\n]*\n```python\n(.*?)```', readme, re.S).group(1)
+    assert "WEIGHTS = 'imagenet'" in block and 'iterations=15000' in block
+    block = block.replace("WEIGHTS = 'imagenet'", 'WEIGHTS = None').replace(
+        'iterations=15000', 'iterations=2, log_every=1, figures=False, layers=["resnet50/conv2_block3_out"]')
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(block, 'README own-network example', 'exec'), namespace)  # noqa: S102
+    net, rows, model = namespace['net'], namespace['rows'], namespace['model']
+    assert len(net.class_names) == 1000 and net.class_names[0].startswith('tench')
+    assert net.metamer_layers == ['resnet50/conv2_block3_out', 'resnet50/conv4_block6_out']
+    assert net.relu_stages['resnet50/conv1_relu'] == ['resnet50/conv1_bn']  # an Activation('relu')
+    x = np.random.RandomState(0).uniform(0, 1, (1, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_allclose(net.logits(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+    assert [r['layer'] for r in rows] == ['resnet50/conv2_block3_out']
+    assert os.path.exists(tmp_path / 'metamers_out' / 'resnet50' / 'airplane.h5')
+
+
+# ------------------------------------------------------------------ the command line
+def _cli(args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH='')
+    return subprocess.run([sys.executable, os.path.join(REPO, 'run_generation.py')] + args,
+                          cwd=str(cwd), env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_a_saved_model_from_the_cli(tmp_path):
+    path = tmp_path / 'tiny_cnn.keras'
+    tiny_cnn().save(str(path))
+    (tmp_path / 'classes.json').write_text('["cat", "dog", "owl", "elk"]')
+    args = ['--network=tiny_cnn.keras', '--layer=conv1,fc', '--iterations=60', '--log_every=20',
+            '--output_dir=out', '--figures=false', '--class_names=classes.json']
+    run = _cli(args, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder = tmp_path / 'out' / 'tiny_cnn'
+    assert str(folder) in run.stdout
+    sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
+    with h5py.File(str(folder / 'airplane.h5'), 'r') as f:
+        assert f.attrs['network'] == 'tiny_cnn' and sorted(f) == ['conv1', 'fc']
+        for layer in ('conv1', 'fc'):
+            g = f[layer]
+            loss = g['loss'][()]
+            assert loss[-1] < loss[0]  # the matching loss falls
+            assert g['metamer'].shape == (32, 32, 3) and int(g.attrs['iterations']) == 60
+            assert g.attrs['weights_sha1'] == sha1 and g.attrs['weights'] == 'tiny_cnn.keras'
+            assert g.attrs['natural_class_name'] in ('cat', 'dog', 'owl', 'elk')
+            for name in ('spearman_matched', 'same_class', 'passed', 'criterion', 'seed', 'procedure'):
+                assert name in g.attrs
+        assert f['conv1'].attrs['matched_as'].startswith('modified ReLU of conv1/preactivation')
+        assert f['fc'].attrs['matched_as'].startswith('layer output as is (activation tanh')
+    assert (folder / 'airplane_conv1.png').exists() and (folder / 'airplane_natural.png').exists()
+    again = _cli(args, tmp_path)  # the same model file: finished work is reused
+    assert again.returncode == 0 and 'skipped' in again.stdout + again.stderr, again.stdout
+    tiny_cnn().save(str(path))  # rebuilt with other weights? same seed: same values, new file bytes
+    listing = _cli(['--network=tiny_cnn.keras', '--list_layers'], tmp_path)
+    assert listing.returncode == 0
+    assert [line.split()[0] for line in listing.stdout.splitlines()[:4]] == ['conv1', 'relu2',
+                                                                             'block/conv1', 'fc']
+
+
+def test_module_function_form_and_one_line_errors(tmp_path):
+    (tmp_path / 'mymodels.py').write_text(textwrap.dedent('''
+        import keras
+        import tensorflow as tf
+
+        def waveform_cnn():
+            wave = keras.Input((4000,))
+            x = keras.layers.Reshape((4000, 1))(wave)
+            x = keras.layers.Conv1D(4, 32, strides=8, activation='relu', name='conv1')(x)
+            x = keras.layers.GlobalAveragePooling1D()(x)
+            return keras.Model(wave, keras.layers.Dense(3, name='logits')(x))
+
+        def rounding():
+            pixels = keras.Input((16, 16, 3))
+            x = keras.layers.Conv2D(4, 3, activation='relu', name='conv1')(pixels)
+            x = keras.layers.Lambda(tf.round, name='quantise')(x)
+            x = keras.layers.Conv2D(4, 3, activation='relu', name='conv2')(x)
+            return keras.Model(pixels, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    '''))
+    run = _cli(['--network=mymodels:waveform_cnn', '--sample_rate=8000', '--iterations=40',
+                '--log_every=20', '--output_dir=out', '--figures=false'], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with h5py.File(str(tmp_path / 'out' / 'waveform_cnn' / 'human_audio_resampled.h5'), 'r') as f:
+        g = f['conv1']
+        assert g['metamer'].shape == (4000,) and g['loss'][-1] < g['loss'][0]
+        assert g.attrs['weights'] == 'mymodels:waveform_cnn' and len(g.attrs['weights_sha1']) == 40
+    for args, message in (
+            (['--network=mymodels:waveform_cnn'], '--sample_rate'),
+            (['--network=mymodels:rounding', '--layer=conv2'], "stage 'quantise' is not differentiable"),
+            (['--network=mymodels:rounding', '--layer=conv7'], "has no layer 'conv7'"),
+            (['--network=mymodels:nothing'], "has no function 'nothing'"),
+            (['--network=missing.keras'], 'no model file missing.keras'),
+            (['--network=vgg_19', '--sample_rate=8000'], '--sample_rate apply to your own model')):
+        bad = _cli(args + ['--iterations=2', '--output_dir=out'], tmp_path)
+        assert bad.returncode == 1, (args, bad.stderr[-2000:])
+        lines = bad.stderr.strip().splitlines()
+        assert lines[-1].startswith('error: ') and message in lines[-1], (args, bad.stderr[-2000:])
+        assert 'Traceback' not in bad.stderr
