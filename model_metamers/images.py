@@ -99,6 +99,14 @@ def prepare_image(image, size=224, quantize=True):
     return (image / 255.0).numpy().astype(np.float32)
 
 
+def read_rgb(path):
+    """The decoded file at ``path`` as it is: uint8 ``[H, W, 3]`` array (no crop, no resize).
+
+    Raises :class:`ImageLoadError` for a missing, unreadable or empty file.
+    """
+    return _read_rgb(path).numpy()
+
+
 def load_image(path, size=224, quantize=True):
     """Load an image file for a network: float32 ``[size, size, 3]`` in [0, 1].
 

@@ -29,15 +29,23 @@ drawn with replacement) or ``consecutive``, the 2023 code's
 ``--no-shuffle``, e.g. 5 splits x 200,000 pairs): pair ``k`` is dataset examples
 ``2k`` and ``2k+1`` in order (wrapping round a dataset shorter than
 ``2 x num_pairs``), each example used once per pass, and with ``--augment`` each
-example is first put through the training-time augmentation (audio: time shift
-and background mix of :mod:`model_metamers.training.augment`, drawn statelessly
-from ``(seed, example position)`` so shards agree). Shards split the pairs as
-for random pairs, which for consecutive pairs is the 2023 split
-(``STARTIDX = 2 x N x SPLITIDX``)::
+example is first put through the training-time augmentation, drawn statelessly
+from ``(seed, example position)`` so shards agree: audio, the time shift and
+background mix of :mod:`model_metamers.training.augment` (needs
+``--background_dir``); images, the 2023 code's ImageNet training transform of
+:mod:`model_metamers.training.image_augment` (random resized crop of the
+*original* image to the network's input side, flip, colour jitter, lighting),
+so image files are decoded at full size for each use instead of centre-cropped
+and resized. Shards split the pairs as for random pairs, which for consecutive
+pairs is the 2023 split (``STARTIDX = 2 x N x SPLITIDX``)::
 
     python -m model_metamers.null_distribution --network=... --dataset=train/ \
         --pairing=consecutive --augment --background_dir=bg/ --num_pairs=1000000 \
         --num_shards=5 --shard_index=$K --output=nulls/net_2023.h5
+    # an image network: no --background_dir
+    python -m model_metamers.null_distribution --network=vgg_19 --dataset=imagenet_train/ \
+        --pairing=consecutive --augment --num_pairs=1000000 --num_shards=5 --shard_index=$K \
+        --output=nulls/vgg_19_2023.h5
 
 Output: HDF5 with one group per layer holding ``spearman``, ``pearson``,
 ``snr_db`` (10 log10 of the power ratio), ``snr_db_2023`` (the 2023 code's
@@ -156,6 +164,61 @@ def load_stimuli(network, sources, feature='signal'):
     if sources and sources[0].endswith(('.tfrecord', '.tfrecords')):
         return _load_tfrecords(network, sources, feature)
     return np.stack([load_stimulus(network, s) for s in sources])
+
+
+class SourceImages:
+    """The original images of a dataset, decoded when indexed (for the image augmentation).
+
+    ``images[indices]`` (an index array) is a list of uint8 ``[H, W, 3]`` arrays at
+    full size: the 2023 random resized crop acts on the original image, so they
+    are neither centre-cropped nor resized here. Files are read on each use and
+    TFRecord images kept encoded, so memory holds the dataset's bytes at most.
+    """
+
+    def __init__(self, files=(), encoded=()):
+        self._files = list(files)
+        self._encoded = list(encoded)
+
+    def __len__(self):
+        return len(self._files) or len(self._encoded)
+
+    def __getitem__(self, indices):
+        import tensorflow as tf
+        from model_metamers import images
+
+        if self._files:
+            return [images.read_rgb(self._files[int(i)]) for i in np.ravel(indices)]
+        out = []
+        for i in np.ravel(indices):
+            try:
+                out.append(tf.io.decode_image(self._encoded[int(i)], channels=3, dtype=tf.uint8,
+                                              expand_animations=False).numpy())
+            except tf.errors.OpError:
+                raise NullDistributionError('TFRecord example %d holds no image TensorFlow can decode '
+                                            '(PNG, JPEG, GIF, BMP); re-encode it' % int(i)) from None
+        return out
+
+
+def source_images(sources, feature='signal'):
+    """:class:`SourceImages` of a dataset's sources (image files, or TFRecords whose ``feature`` is bytes)."""
+    if not (sources and sources[0].endswith(('.tfrecord', '.tfrecords'))):
+        return SourceImages(files=sources)
+    import tensorflow as tf
+
+    encoded = []
+    for raw in tf.data.TFRecordDataset(sources):
+        example = tf.train.Example.FromString(raw.numpy())
+        if feature not in example.features.feature:
+            raise NullDistributionError('TFRecord examples have no feature %r (they have %s)'
+                                        % (feature, ', '.join(example.features.feature)))
+        value = example.features.feature[feature].bytes_list.value
+        if not value:
+            raise NullDistributionError('TFRecord feature %r holds no encoded image (bytes); pass '
+                                        '--tfrecord_feature=<the image feature>' % feature)
+        encoded.append(value[0])
+    if len(encoded) < 2:
+        raise NullDistributionError('the TFRecords hold %d image; a null needs at least 2' % len(encoded))
+    return SourceImages(encoded=encoded)
 
 
 def _load_tfrecords(network, files, feature):
@@ -322,7 +385,9 @@ def compute_null(network, stimuli, layers=None, num_pairs=1000, seed=0, num_shar
     Args:
       pairing: ``'random'`` (:func:`sample_pairs`) or ``'consecutive'``
         (:func:`consecutive_pairs`, the 2023 code's).
-      augment: optional ``augment(waveforms [b] + shape, positions [b]) -> [b] + shape``
+      stimuli: ``[N] + network.input_shape`` array; with ``augment``, anything
+        indexable by an index array that ``augment`` takes (e.g. :class:`SourceImages`).
+      augment: optional ``augment(stimuli[indices], positions [b]) -> [b] + shape``
         applied to each example before the network (consecutive pairing only:
         every example position is its own augmented draw).
 
@@ -544,13 +609,16 @@ def training_augmentation(network, background_dir, seed=0, max_shift_s=0.25, snr
 
     Each example position gets its own stateless draw (``seed``, epoch 0, index =
     position): the same position gives the same augmented stimulus in every shard.
-    Image networks: not available (their training augmentation is not part of this
-    package).
+    Image networks: :func:`image_training_augmentation`.
     """
+    if network.modality == 'image':
+        raise NullDistributionError('%s is an image network: its augmentation is '
+                                    'image_training_augmentation, which needs no background clips'
+                                    % network.name)
     if network.modality != 'audio' or len(network.input_shape) != 1:
-        raise NullDistributionError('--augment is implemented for waveform networks (time shift and '
-                                    'background mix); %s takes %s input: drop --augment'
-                                    % (network.name, network.modality))
+        raise NullDistributionError('--augment is implemented for waveform and image networks; %s '
+                                    'takes %s input of shape %s: drop --augment'
+                                    % (network.name, network.modality, tuple(network.input_shape)))
     import tensorflow as tf
     from model_metamers.training import augment as _augment
 
@@ -566,6 +634,64 @@ def training_augmentation(network, background_dir, seed=0, max_shift_s=0.25, snr
         return np.stack([mix(tf.constant(w), 0, int(p)).numpy() for w, p in zip(batch, positions)])
 
     return augment
+
+
+def image_training_augmentation(network, seed=0):
+    """``augment(images, positions)``: the 2023 ImageNet training augmentation per example.
+
+    ``images``: uint8 ``[H, W, 3]`` originals (:class:`SourceImages`); returns float32
+    ``[b] + network.input_shape``, the crop resized to the network's input side.
+    Each position gets its own stateless draw from ``(seed, position)``
+    (:mod:`model_metamers.training.image_augment`): shards agree.
+    """
+    if network.modality != 'image':
+        raise NullDistributionError('%s takes %s input, not images: its --augment is the waveform '
+                                    'augmentation (training_augmentation, with --background_dir)'
+                                    % (network.name, network.modality))
+    from model_metamers.training import image_augment
+
+    size = int(network.input_shape[0])
+
+    def augment(batch, positions):
+        return np.stack([image_augment.augment(image, seed, int(p), size)
+                         for image, p in zip(batch, positions)])
+
+    return augment
+
+
+# Flags of the waveform augmentation, which image networks refuse (they would do nothing).
+AUDIO_AUGMENT_FLAGS = ('background_dir', 'max_shift_s', 'snr_low', 'snr_high')
+
+
+def check_augment(modality, pairing, augment, given=()):
+    """Refuse augmentation settings that do not apply, before anything is loaded.
+
+    Args:
+      modality: ``'audio'`` or ``'image'`` (the network's).
+      pairing: ``--pairing``; ``augment``: ``--augment``.
+      given: names of the waveform augmentation flags set on the command line
+        (of :data:`AUDIO_AUGMENT_FLAGS`).
+    """
+    if not augment:
+        return
+    if pairing != 'consecutive':
+        raise NullDistributionError('--augment goes with --pairing=consecutive (the 2023 null)')
+    if modality == 'image':
+        extra = [name for name in AUDIO_AUGMENT_FLAGS if name in given]
+        if extra:
+            raise NullDistributionError(
+                '--%s is for the waveform augmentation; an image network\'s --augment (crop, flip, '
+                'colour jitter, lighting) takes none: drop --%s' % (extra[0], ' --'.join(extra)))
+    elif 'background_dir' not in given:
+        raise NullDistributionError('--augment needs --background_dir (a folder of background WAV '
+                                    'clips, as for training)')
+
+
+def image_augment_description(network):
+    """The ``augment`` attribute of an augmented image null (names the crop side)."""
+    from model_metamers.training import image_augment
+
+    return '%s; crop side %d' % (image_augment.DESCRIPTION, int(network.input_shape[0]))
 
 
 def distinct_pairs_note(n_stimuli, num_pairs, seed=0):
@@ -609,11 +735,9 @@ def main(argv):
             raise NullDistributionError('--dataset is required (a folder of stimuli or TFRecord files)')
         check_settings(FLAGS.num_pairs, FLAGS.seed, FLAGS.batch_size, FLAGS.num_shards)
         shard_slice(FLAGS.num_pairs, FLAGS.num_shards, FLAGS.shard_index)
-        if FLAGS.augment and FLAGS.pairing != 'consecutive':
-            raise NullDistributionError('--augment goes with --pairing=consecutive (the 2023 null)')
-        if FLAGS.augment and not FLAGS.background_dir:
-            raise NullDistributionError('--augment needs --background_dir (a folder of background WAV '
-                                        'clips, as for training)')
+        check_augment(networks.modality_of(FLAGS.network), FLAGS.pairing, FLAGS.augment,
+                      [n for n in AUDIO_AUGMENT_FLAGS if FLAGS[n].present and
+                       (n != 'background_dir' or FLAGS.background_dir)])
         folder = os.path.dirname(os.path.abspath(FLAGS.output))
         try:  # before the network runs: a long job must not fail at its last step
             os.makedirs(folder, exist_ok=True)
@@ -626,13 +750,23 @@ def main(argv):
         for layer in layers or []:
             net.resolve(layer)
         sources = list_dataset(FLAGS.dataset, net.modality)
-        stimuli = load_stimuli(net, sources, FLAGS.tfrecord_feature)
+        image_augment = FLAGS.augment and net.modality == 'image'
+        stimuli = (source_images(sources, FLAGS.tfrecord_feature) if image_augment
+                   else load_stimuli(net, sources, FLAGS.tfrecord_feature))
         note = (distinct_pairs_note(len(stimuli), FLAGS.num_pairs, FLAGS.seed)
                 if FLAGS.pairing == 'random' else consecutive_note(len(stimuli), FLAGS.num_pairs))
         if note:
             print(note, file=sys.stderr)
-        augment = (training_augmentation(net, FLAGS.background_dir, FLAGS.seed, FLAGS.max_shift_s,
-                                         FLAGS.snr_low, FLAGS.snr_high) if FLAGS.augment else None)
+        if image_augment:
+            augment = image_training_augmentation(net, FLAGS.seed)
+            described = image_augment_description(net)
+        elif FLAGS.augment:
+            augment = training_augmentation(net, FLAGS.background_dir, FLAGS.seed, FLAGS.max_shift_s,
+                                            FLAGS.snr_low, FLAGS.snr_high)
+            described = ('time shift <= %g s, background mix %g..%g dB, %s'
+                         % (FLAGS.max_shift_s, FLAGS.snr_low, FLAGS.snr_high, FLAGS.background_dir))
+        else:
+            augment, described = None, 'none'
         result = compute_null(net, stimuli, layers, FLAGS.num_pairs, FLAGS.seed, FLAGS.num_shards,
                               FLAGS.shard_index, FLAGS.batch_size,
                               log=lambda m: print(m, file=sys.stderr), pairing=FLAGS.pairing,
@@ -644,9 +778,7 @@ def main(argv):
                                   'num_pairs': FLAGS.num_pairs, 'n_stimuli': len(stimuli),
                                   'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards,
                                   'pairing': FLAGS.pairing,
-                                  'augment': ('time shift <= %g s, background mix %g..%g dB, %s'
-                                              % (FLAGS.max_shift_s, FLAGS.snr_low, FLAGS.snr_high,
-                                                 FLAGS.background_dir) if FLAGS.augment else 'none')},
+                                  'augment': described},
                    compact=FLAGS.compact and FLAGS.num_shards == 1)  # shards keep their pairs for --merge
         print('wrote %s' % path)
         return 0
@@ -667,8 +799,11 @@ def _define_flags():
     flags.DEFINE_enum('pairing', 'random', list(PAIRINGS), "'random' pairs of distinct stimuli (ours), "
                       "or 'consecutive' examples 2k, 2k+1 in dataset order (the 2023 code's)")
     flags.DEFINE_boolean('augment', False, 'with --pairing=consecutive: the training-time augmentation '
-                         '(audio: time shift and background mix) on every example, as the 2023 null')
-    flags.DEFINE_string('background_dir', None, 'with --augment: folder of background WAV clips')
+                         'on every example, as the 2023 null (audio: time shift and background mix, '
+                         'needs --background_dir; images: random resized crop of the original image to '
+                         'the input side, flip, colour jitter, lighting)')
+    flags.DEFINE_string('background_dir', None, 'with --augment, audio networks: folder of background '
+                        'WAV clips')
     flags.DEFINE_float('max_shift_s', 0.25, 'with --augment: largest random time shift, seconds')
     flags.DEFINE_float('snr_low', -10.0, 'with --augment: lowest SNR of the background mix, dB')
     flags.DEFINE_float('snr_high', 10.0, 'with --augment: highest SNR of the background mix, dB')

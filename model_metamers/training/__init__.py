@@ -8,6 +8,8 @@ Modules, one job each:
   (and the writer that makes TFRecords from a folder), as ``tf.data`` pipelines.
 * :mod:`.augment`: the paper's augmentation (speech shifted in time, mixed with a
   background clip at a random SNR).
+* :mod:`.image_augment`: the 2023 code's ImageNet training augmentation (random
+  resized crop, flip, colour jitter, lighting), used by the 2023 image nulls.
 * :mod:`.metrics`: accuracy and mean ROC AUC.
 * :mod:`.checkpointing`: best / last weights, optimiser state and run state, atomic.
 * :mod:`.loop`: the training loop (``tf.distribute``, early stopping, resume).
