@@ -72,36 +72,14 @@ flags.DEFINE_boolean('demo', False, 'the embedded default: a trained network on 
 flags.DEFINE_boolean('list_networks', False, 'print the registered networks and exit')
 flags.DEFINE_boolean('list_layers', False, "print the network's metamer layers and exit")
 # Your own network (--network=model.keras or package.module:function): what cannot be inferred.
-flags.DEFINE_enum('modality', None, ['audio', 'image'], 'your own model: what its input is (default: '
-                  'from its input shape, [T] audio, [S, S, 3] image)')
-flags.DEFINE_string('class_names', None, 'your own model: JSON file with one class name per output unit')
-flags.DEFINE_integer('sample_rate', None, 'your own audio model: sample rate of its waveform input, Hz')
-flags.DEFINE_string('input_shape', None, 'your own model whose input shape is not fixed: the shape of '
-                    'one stimulus, e.g. 224,224,3 or 40000')
-flags.DEFINE_enum('front_end', None, ['word', 'kws'], 'your own model taking cochleagrams: put this '
-                  'tfcochleagram front end in front of it (word: 20 kHz, 2 s -> [211, 400, 1]; kws: '
-                  '16 kHz, 1 s -> [52, 100, 1]) so metamers are waveforms')
+from model_metamers import custom_network_flags as _custom  # noqa: E402
+
+_custom.define_flags()
 
 def _inputs(value):
     """``--input`` as a list of paths and folders (folders are expanded by the library)."""
     items = [item.strip() for item in (value or '').split(',') if item.strip()]
     return items or None
-
-
-def _input_shape(value):
-    """``--input_shape=224,224,3`` as a tuple of ints (None when not given)."""
-    from model_metamers.errors import UserError
-
-    if not value:
-        return None
-    try:
-        shape = tuple(int(v) for v in value.replace('x', ',').split(',') if v.strip())
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1:
-        raise UserError('--input_shape must be positive whole numbers separated by commas, e.g. '
-                        '224,224,3 or 40000; got %r' % value)
-    return shape
 
 
 def settings_from_flags():
@@ -118,8 +96,7 @@ def settings_from_flags():
         checkpoint_every=FLAGS.checkpoint_every, stop_threshold=FLAGS.stop_threshold,
         stop_window=FLAGS.stop_window, figures=FLAGS.figures,
         stage_iterations=FLAGS.stage_iterations, stages=FLAGS.stages, modified_relu=FLAGS.modified_relu,
-        modality=FLAGS.modality, class_names=FLAGS.class_names, sample_rate=FLAGS.sample_rate,
-        input_shape=_input_shape(FLAGS.input_shape), front_end=FLAGS.front_end)
+        **_custom.options_from_flags(FLAGS))
     if FLAGS.demo:
         from model_metamers.demo import demo_settings
         demo = demo_settings()

@@ -64,6 +64,7 @@ import sys
 import h5py
 import numpy as np
 
+from model_metamers import custom_network_flags
 from model_metamers.errors import UserError
 from model_metamers.fileio import atomic_path, decoded, h5_name
 from model_metamers.validation import rank_average
@@ -717,7 +718,7 @@ def main(argv):
     FLAGS = flags.FLAGS
     from model_metamers import networks
     from model_metamers.errors import USER_ERRORS
-    from model_metamers.weights import resolve_weights, weights_fingerprint
+    from model_metamers.networks import custom
 
     try:
         if FLAGS.convert:
@@ -735,17 +736,21 @@ def main(argv):
             raise NullDistributionError('--dataset is required (a folder of stimuli or TFRecord files)')
         check_settings(FLAGS.num_pairs, FLAGS.seed, FLAGS.batch_size, FLAGS.num_shards)
         shard_slice(FLAGS.num_pairs, FLAGS.num_shards, FLAGS.shard_index)
-        check_augment(networks.modality_of(FLAGS.network), FLAGS.pairing, FLAGS.augment,
-                      [n for n in AUDIO_AUGMENT_FLAGS if FLAGS[n].present and
-                       (n != 'background_dir' or FLAGS.background_dir)])
+        audio_flags = [n for n in AUDIO_AUGMENT_FLAGS if FLAGS[n].present and
+                       (n != 'background_dir' or FLAGS.background_dir)]
+        own_model = custom.is_spec(FLAGS.network)  # its modality is known once it is loaded
+        if not own_model:
+            check_augment(networks.modality_of(FLAGS.network), FLAGS.pairing, FLAGS.augment, audio_flags)
         folder = os.path.dirname(os.path.abspath(FLAGS.output))
         try:  # before the network runs: a long job must not fail at its last step
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise NullDistributionError('cannot create %s for --output (%s); choose a writable '
                                         '--output' % (folder, exc.strerror or exc))
-        weights = resolve_weights(FLAGS.network, FLAGS.weights)
-        net = networks.build(FLAGS.network, weights=weights)
+        net, weights, weights_sha1 = networks.load(FLAGS.network, FLAGS.weights,
+                                                   **custom_network_flags.options_from_flags(FLAGS))
+        if own_model:
+            check_augment(net.modality, FLAGS.pairing, FLAGS.augment, audio_flags)
         layers = [s for s in FLAGS.layers.split(',') if s] if FLAGS.layers else None
         for layer in layers or []:
             net.resolve(layer)
@@ -773,7 +778,7 @@ def main(argv):
                               augment=augment)
         path = shard_path(FLAGS.output, FLAGS.num_shards, FLAGS.shard_index)
         write_null(path, result, {'network': net.name, 'weights': str(weights),
-                                  'weights_sha1': weights_fingerprint(weights),
+                                  'weights_sha1': weights_sha1,
                                   'dataset': FLAGS.dataset, 'seed': FLAGS.seed,
                                   'num_pairs': FLAGS.num_pairs, 'n_stimuli': len(stimuli),
                                   'shard_index': FLAGS.shard_index, 'num_shards': FLAGS.num_shards,
@@ -789,7 +794,9 @@ def main(argv):
 
 def _define_flags():
     from absl import flags
-    flags.DEFINE_string('network', 'word_reduced_aliasing', 'registered network name')
+    flags.DEFINE_string('network', 'word_reduced_aliasing', 'registered network name, or your own '
+                        'Keras model: path/to/model.keras or package.module:function')
+    custom_network_flags.define_flags()
     flags.DEFINE_string('weights', 'auto', "'auto', 'random', a .weights.h5 file or a checkpoint prefix")
     flags.DEFINE_string('dataset', None, 'folder of natural stimuli, or TFRecord file(s) (glob)')
     flags.DEFINE_string('tfrecord_feature', 'signal', 'TFRecord feature holding the waveform / encoded image')

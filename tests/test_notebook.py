@@ -29,3 +29,9 @@ def test_colab_notebook_runs_in_smoke_mode(monkeypatch):
     assert namespace['sound_metamer'].shape == (40000,)
     assert namespace['image_metamer'].shape == (224, 224, 3)
     assert namespace['audio_synth'].step == 3 and namespace['image_synth'].step == 3
+    # Section 7, your own network: keras.applications' ResNet50 through MetamerNetwork.from_keras.
+    own_net, own_result = namespace['own_net'], namespace['own_result']
+    assert own_net.name == 'resnet50' and len(own_net.class_names) == 1000
+    assert 'resnet50/conv1_relu' in own_net.metamer_layers
+    assert namespace['own_metamer'].shape == (224, 224, 3)
+    assert -1 <= own_result.spearman_matched <= 1 and namespace['own_synth'].step == 3

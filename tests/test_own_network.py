@@ -288,3 +288,37 @@ def test_module_function_form_and_one_line_errors(tmp_path):
         lines = bad.stderr.strip().splitlines()
         assert lines[-1].startswith('error: ') and message in lines[-1], (args, bad.stderr[-2000:])
         assert 'Traceback' not in bad.stderr
+
+
+def test_null_distribution_of_your_own_model_is_found_beside_it(tmp_path):
+    """null_distribution takes the same --network; generation finds <model>.null.h5 beside the
+    model, including at a nested layer whose name has a '/' (stored as '|' in HDF5)."""
+    from model_metamers import images, results
+    from model_metamers.validation import load_null
+
+    tiny_cnn().save(str(tmp_path / 'tiny_cnn.keras'))
+    (tmp_path / 'imgs').mkdir()
+    rng = np.random.RandomState(0)
+    for k in range(6):
+        images.save_png(str(tmp_path / 'imgs' / ('n%d.png' % k)), rng.uniform(0, 1, (40, 40, 3)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH='')
+    null = subprocess.run([sys.executable, '-m', 'model_metamers.null_distribution',
+                           '--network=tiny_cnn.keras', '--dataset=imgs', '--num_pairs=12',
+                           '--layers=block/conv1,fc', '--output=tiny_cnn.null.h5'],
+                          cwd=str(tmp_path), env=dict(env, PYTHONPATH=REPO), capture_output=True,
+                          text=True, timeout=600)
+    assert null.returncode == 0, null.stderr[-3000:]
+    with h5py.File(str(tmp_path / 'tiny_cnn.null.h5'), 'r') as f:
+        assert sorted(f) == ['block|conv1', 'fc', 'logits']
+        assert f.attrs['weights_sha1'] == hashlib.sha1((tmp_path / 'tiny_cnn.keras').read_bytes()).hexdigest()
+    values = load_null(str(tmp_path / 'tiny_cnn.null.h5'))
+    assert len(values['block/conv1']) == 12
+    run = _cli(['--network=tiny_cnn.keras', '--layer=block/conv1', '--iterations=20', '--log_every=10',
+                '--output_dir=out', '--figures=false'], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'null distribution: tiny_cnn.null.h5' in run.stderr
+    path = str(tmp_path / 'out' / 'tiny_cnn' / 'airplane.h5')
+    with h5py.File(path, 'r') as f:
+        assert list(f) == ['block|conv1'] and f['block|conv1'].attrs['layer'] == 'block/conv1'
+        assert float(f['block|conv1'].attrs['null_max']) == pytest.approx(float(np.max(values['block/conv1'])))
+    assert [layer for layer, _, _ in results.entries(results.read_result(path))] == ['block/conv1']

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import tfcochleagram
 from model_metamers.errors import UserError
 from model_metamers.networks.base import MetamerNetwork
 
@@ -57,7 +58,6 @@ class CustomNetworkError(UserError, ValueError):
 # ------------------------------------------------------------------ front ends
 def front_ends():
     """``{name: (sample rate Hz, Cochleagram parameters)}`` of the named cochleagram front ends."""
-    import tfcochleagram
     from model_metamers.networks.audio import kws
 
     return {'word': (tfcochleagram.WORD_SR, dict(tfcochleagram.WORD_CONFIG)),
@@ -67,8 +67,6 @@ def front_ends():
 def _front_end_input(name, model_shape):
     """``(waveform Input, cochleagram tensor, sample rate)`` of front end ``name`` for a model
     taking cochleagrams of ``model_shape`` (``[n_filters, frames, 1]``)."""
-    import tfcochleagram
-
     configs = front_ends()
     if name not in configs:
         raise CustomNetworkError('unknown cochleagram front end %r; named front ends: %s'
@@ -187,7 +185,6 @@ def _call_layer(layer, args, kwargs, trace, prefix):
             trace.add(name if k == 0 else '%s[%d]' % (name, k), tensor)
         return out
     activation = _activation_name(layer)
-    import tfcochleagram
     if activation == 'relu' and not isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)):
         out = _split_relu(layer, args, kwargs, trace, name)
     else:
@@ -373,7 +370,7 @@ def from_keras(model, layers=None, modality=None, class_names=None, sample_rate=
     trace.layer_names.update({'stimulus', 'waveform'})
     try:
         outputs = _trace_model(model, x, trace, '')
-    except CustomNetworkError:
+    except UserError:
         raise
     except (ValueError, TypeError) as exc:
         raise CustomNetworkError('model %r cannot take an input of shape %s (%s); pass the right '
@@ -394,15 +391,11 @@ def from_keras(model, layers=None, modality=None, class_names=None, sample_rate=
     net_info.update(info or {})
     default_layers = list(trace.activations) or [s for s in trace.stages if s != 'cochleagram']
     network_name = _safe_name(name or model.name)
-    try:
-        network = MetamerNetwork(
-            network_name, inputs, trace.stages, layers or default_layers, names, modality,
-            relu_stages=trace.relu_stages, aliases=trace.aliases, logits_stage=logits_stage,
-            sample_rate=sample_rate,
-            representation_stage=trace.cochleagram[0] if trace.cochleagram else None, info=net_info)
-    except UserError:
-        raise
-    return network
+    return MetamerNetwork(
+        network_name, inputs, trace.stages, layers or default_layers, names, modality,
+        relu_stages=trace.relu_stages, aliases=trace.aliases, logits_stage=logits_stage,
+        sample_rate=sample_rate,
+        representation_stage=trace.cochleagram[0] if trace.cochleagram else None, info=net_info)
 
 
 # -------------------------------------------------------------------- loading
@@ -467,7 +460,6 @@ def _load_file(path):
     if path.endswith('.weights.h5'):
         raise CustomNetworkError('%s holds weights only; --network takes a whole model (.keras), and '
                                  '--weights a weights file for it' % path)
-    import tfcochleagram  # noqa: F401  (registers Cochleagram for deserialisation)
     import model_metamers.layers  # noqa: F401  (the project's own serialisable layers)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
