@@ -322,3 +322,21 @@ def test_null_distribution_of_your_own_model_is_found_beside_it(tmp_path):
         assert list(f) == ['block|conv1'] and f['block|conv1'].attrs['layer'] == 'block/conv1'
         assert float(f['block|conv1'].attrs['null_max']) == pytest.approx(float(np.max(values['block/conv1'])))
     assert [layer for layer, _, _ in results.entries(results.read_result(path))] == ['block/conv1']
+
+
+def test_sequential_models_built_or_not():
+    keras.utils.set_random_seed(1)
+    stack = [keras.layers.Dense(6, activation='relu', name='hidden'), keras.layers.Dense(3, name='out')]
+    unbuilt = keras.Sequential(stack)
+    with pytest.raises(UserError, match='no fixed input shape'):
+        MetamerNetwork.from_keras(unbuilt, sample_rate=100)
+    net = MetamerNetwork.from_keras(unbuilt, input_shape=(50,), sample_rate=100)
+    assert (net.modality, net.metamer_layers, net.logits_stage) == ('audio', ['hidden'], 'out')
+    assert net.relu_stages == {'hidden': ['hidden/preactivation']}
+    x = np.random.RandomState(0).randn(2, 50).astype(np.float32)
+    np.testing.assert_allclose(net.logits(x).numpy(), unbuilt(x).numpy(), rtol=1e-5, atol=1e-6)
+    built = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name='c'),
+                              keras.layers.Activation('relu', name='act'), keras.layers.Flatten(),
+                              keras.layers.Dense(2, name='logits')])
+    net = MetamerNetwork.from_keras(built)
+    assert net.modality == 'image' and net.metamer_layers == ['act'] and net.relu_stages == {'act': ['c']}

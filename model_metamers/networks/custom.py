@@ -211,8 +211,11 @@ def _split_relu(layer, args, kwargs, trace, name):
     config = dict(layer.get_config(), activation='linear',
                   name=trace.unique_layer_name(layer.name + '_' + PREACTIVATION))
     try:
+        shape = tf.nest.map_structure(lambda t: t.shape, args[0])
+        if not layer.built:  # an unbuilt sequential model: its layers get their weights now
+            layer.build(shape)
         linear = type(layer).from_config(config)
-        linear.build(tf.nest.map_structure(lambda t: t.shape, args[0]))
+        linear.build(shape)
         if len(linear.weights) != len(layer.weights):
             raise ValueError('the copy has %d weights, the layer %d' % (len(linear.weights),
                                                                         len(layer.weights)))
