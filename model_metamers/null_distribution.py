@@ -204,15 +204,9 @@ def source_images(sources, feature='signal'):
     """:class:`SourceImages` of a dataset's sources (image files, or TFRecords whose ``feature`` is bytes)."""
     if not (sources and sources[0].endswith(('.tfrecord', '.tfrecords'))):
         return SourceImages(files=sources)
-    import tensorflow as tf
-
     encoded = []
-    for raw in tf.data.TFRecordDataset(sources):
-        example = tf.train.Example.FromString(raw.numpy())
-        if feature not in example.features.feature:
-            raise NullDistributionError('TFRecord examples have no feature %r (they have %s)'
-                                        % (feature, ', '.join(example.features.feature)))
-        value = example.features.feature[feature].bytes_list.value
+    for stored in _tfrecord_features(sources, feature):
+        value = stored.bytes_list.value
         if not value:
             raise NullDistributionError('TFRecord feature %r holds no encoded image (bytes); pass '
                                         '--tfrecord_feature=<the image feature>' % feature)
@@ -222,17 +216,24 @@ def source_images(sources, feature='signal'):
     return SourceImages(encoded=encoded)
 
 
-def _load_tfrecords(network, files, feature):
+def _tfrecord_features(files, feature):
+    """Each example's ``feature`` (a ``tf.train.Feature``) from TFRecord files, in file order."""
     import tensorflow as tf
-    from model_metamers import audio
 
-    out = []
     for raw in tf.data.TFRecordDataset(files):
         example = tf.train.Example.FromString(raw.numpy())
         if feature not in example.features.feature:
             raise NullDistributionError('TFRecord examples have no feature %r (they have %s)'
                                         % (feature, ', '.join(example.features.feature)))
-        value = example.features.feature[feature]
+        yield example.features.feature[feature]
+
+
+def _load_tfrecords(network, files, feature):
+    import tensorflow as tf
+    from model_metamers import audio
+
+    out = []
+    for value in _tfrecord_features(files, feature):
         if network.modality == 'audio':
             wave = np.asarray(value.float_list.value, np.float64)
             n = int(np.prod(network.input_shape))

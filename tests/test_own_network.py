@@ -6,6 +6,7 @@ stated independently of the wrapper (the layer's own output, a convolution done 
 """
 
 import hashlib
+import inspect
 import os
 import re
 import subprocess
@@ -261,14 +262,7 @@ def test_module_function_form_and_one_line_errors(tmp_path):
             x = keras.layers.Conv1D(4, 32, strides=8, activation='relu', name='conv1')(x)
             x = keras.layers.GlobalAveragePooling1D()(x)
             return keras.Model(wave, keras.layers.Dense(3, name='logits')(x))
-
-        def rounding():
-            pixels = keras.Input((16, 16, 3))
-            x = keras.layers.Conv2D(4, 3, activation='relu', name='conv1')(pixels)
-            x = keras.layers.Lambda(tf.round, name='quantise')(x)
-            x = keras.layers.Conv2D(4, 3, activation='relu', name='conv2')(x)
-            return keras.Model(pixels, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
-    '''))
+    ''') + '\n\n' + inspect.getsource(rounding_model).replace('rounding_model', 'rounding'))
     run = _cli(['--network=mymodels:waveform_cnn', '--sample_rate=8000', '--iterations=40',
                 '--log_every=20', '--output_dir=out', '--figures=false'], tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
