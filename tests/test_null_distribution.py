@@ -174,3 +174,37 @@ def test_more_pairs_than_distinct_pairs_is_noted():
     assert drawn < 45
     assert note.startswith('note: 100 pairs asked, but 10 stimuli give only 45 distinct pairs; %d distinct '
                            'pairs were drawn' % drawn)
+
+
+def test_tfrecord_waveforms_and_images_are_prepared_like_files(tmp_path):
+    """A TFRecord's float waveform is cut/padded to the input and scaled to RMS 0.1; its encoded
+    image is centre-cropped and resized like an image file; a missing feature is named."""
+    import tensorflow as tf
+    from model_metamers import images
+
+    audio_net, image_net = toy_networks.build_toy_audio(), toy_networks.build_toy_image()
+    n = audio_net.input_shape[0]
+    rng = np.random.RandomState(0)
+    waves = [rng.randn(n + 500), rng.randn(n - 300)]
+    pictures = [rng.uniform(0, 1, (30, 20, 3)), rng.uniform(0, 1, (20, 24, 3))]
+    png_paths = [str(tmp_path / ('p%d.png' % k)) for k in range(2)]
+    for path, picture in zip(png_paths, pictures):
+        images.save_png(path, picture)
+    record = str(tmp_path / 'data.tfrecord')
+    with tf.io.TFRecordWriter(record) as writer:
+        for wave, path in zip(waves, png_paths):
+            features = {'signal': tf.train.Feature(float_list=tf.train.FloatList(value=wave)),
+                        'image': tf.train.Feature(bytes_list=tf.train.BytesList(value=[open(path, 'rb').read()]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    got = nd.load_stimuli(audio_net, [record])
+    assert got.shape == (2, n)
+    cut = waves[0][250:250 + n]  # centred cut of the longer clip
+    padded = np.concatenate([np.zeros(150), waves[1], np.zeros(150)])  # centred zero padding
+    for stim, raw in zip(got, [cut, padded]):
+        expected = (raw - raw.mean()) / np.sqrt(np.mean((raw - raw.mean()) ** 2)) * 0.1
+        np.testing.assert_allclose(stim, np.asarray(expected, np.float32), rtol=1e-4, atol=1e-5)
+    pics = nd.load_stimuli(image_net, [record], feature='image')
+    for pic, path in zip(pics, png_paths):
+        np.testing.assert_allclose(pic, images.load_image(path, size=image_net.input_shape[0]), atol=1e-6)
+    with pytest.raises(nd.NullDistributionError, match="no feature 'waveform' \\(they have"):
+        nd.load_stimuli(audio_net, [record], feature='waveform')
