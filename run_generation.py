@@ -167,8 +167,26 @@ def main(argv):
     # written yet); from here on it raises KeyboardInterrupt, so that open temporary files
     # are removed, and the shared start-up prints it as one line.
     del argv  # checked by the start-up: only flags
+    _import_libraries()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     return run(None)
+
+
+def _import_libraries():
+    """Import TensorFlow, Keras and the package's modules under the start-up handler.
+
+    A KeyboardInterrupt raised inside an import can reach a library's
+    ``except ImportError`` (optional dependencies) and be swallowed there, and
+    the run would go on as if Ctrl-C had not been pressed (seen: a run of
+    100000 iterations that kept running). Nothing is written before this returns.
+    """
+    import tensorflow  # noqa: F401
+    import keras  # noqa: F401
+    import scipy.stats  # noqa: F401
+    from model_metamers import generation, results, validation  # noqa: F401
+    from model_metamers.networks import custom  # noqa: F401
+    from model_metamers.synthesis import synthesizer  # noqa: F401
+    from model_metamers.native_logs import quiet_native_logs  # noqa: F401
 
 
 def entry_point():
