@@ -120,10 +120,12 @@ def run(argv):
     settings = settings_from_flags()
     if FLAGS.list_layers:
         quiet_native_logs()
+        own = custom.is_spec(settings.network)
         net = (networks.load(settings.network, settings.weights, **settings.network_options())[0]
-               if custom.is_spec(settings.network) else
-               networks.build(settings.network, weights='random'))
+               if own else networks.build(settings.network, weights='random'))
         print(net.describe())
+        if own:  # any stage can be matched with --layer, not only the default (activation) ones
+            print('all stages: %s' % ', '.join(net.stage_names))
         return 0
     if FLAGS.merge:
         return _merge(settings)

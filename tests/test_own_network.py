@@ -24,9 +24,9 @@ from model_metamers.networks import MetamerNetwork, custom
 from tests.conftest import REPO
 
 
-def tiny_cnn(name='tiny'):
+def tiny_cnn(name='tiny', seed=0):
     """Conv(relu) -> Conv -> ReLU layer -> pool -> nested block -> Dense(tanh) -> logits."""
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     pixels = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(8, 3, padding='same', activation='relu', name='conv1')(pixels)
     x = keras.layers.Conv2D(8, 3, padding='same', name='conv2')(x)
@@ -244,11 +244,16 @@ def test_a_saved_model_from_the_cli(tmp_path):
     assert (folder / 'airplane_conv1.png').exists() and (folder / 'airplane_natural.png').exists()
     again = _cli(args, tmp_path)  # the same model file: finished work is reused
     assert again.returncode == 0 and 'skipped' in again.stdout + again.stderr, again.stdout
-    tiny_cnn().save(str(path))  # rebuilt with other weights? same seed: same values, new file bytes
+    tiny_cnn(seed=1).save(str(path))  # retrained in place: other weights, same path
+    changed = _cli(args, tmp_path)
+    assert changed.returncode == 0 and 'skipped' not in changed.stdout + changed.stderr
+    with h5py.File(str(folder / 'airplane.h5'), 'r') as f:
+        assert f['fc'].attrs['weights_sha1'] == hashlib.sha1(path.read_bytes()).hexdigest() != sha1
     listing = _cli(['--network=tiny_cnn.keras', '--list_layers'], tmp_path)
     assert listing.returncode == 0
-    assert [line.split()[0] for line in listing.stdout.splitlines()[:4]] == ['conv1', 'relu2',
-                                                                             'block/conv1', 'fc']
+    lines = listing.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ['conv1', 'relu2', 'block/conv1', 'fc']
+    assert lines[4].startswith('all stages: conv1/preactivation, conv1, conv2, relu2, pool')
 
 
 def test_module_function_form_and_one_line_errors(tmp_path):
