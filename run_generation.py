@@ -170,7 +170,8 @@ def main(argv):
     # are removed, and the shared start-up prints it as one line.
     del argv  # checked by the start-up: only flags
     _import_libraries()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from model_metamers import interrupts
+    interrupts.install()
     return run(None)
 
 

@@ -8,6 +8,7 @@ Ctrl-C prints one line (exit 130) instead of a traceback.
 """
 
 import os
+import signal
 import sys
 
 from model_metamers.errors import USER_ERRORS
@@ -42,6 +43,10 @@ def guarded(main, interrupted_hint=None):
     exceptions are bugs and keep their traceback.
     """
     def guarded_main(argv):
+        from model_metamers import interrupts
+
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            interrupts.install()  # a tool's own start-up handler (run_generation) stays until it switches
         try:
             try:
                 return main(argv)

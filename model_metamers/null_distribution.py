@@ -64,7 +64,7 @@ import sys
 import h5py
 import numpy as np
 
-from model_metamers import custom_network_flags
+from model_metamers import custom_network_flags, interrupts
 from model_metamers.errors import UserError
 from model_metamers.fileio import atomic_path, decoded, h5_name
 from model_metamers.validation import rank_average
@@ -419,6 +419,7 @@ def compute_null(network, stimuli, layers=None, num_pairs=1000, seed=0, num_shar
         local = remap[pairs]
     acts = {layer: [] for layer in layers}
     for start in range(0, len(used), batch_size):
+        interrupts.check()
         positions = used[start:start + batch_size]
         batch = stimuli[positions % len(stimuli)]
         if augment is not None:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from model_metamers import cli
@@ -77,3 +78,32 @@ def test_describe_says_an_unknown_network_and_a_stray_word_in_one_line():
                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert run.returncode == 1 and 'Traceback' not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and 'nope' in run.stderr
+
+
+def test_a_ctrl_c_swallowed_by_a_library_still_stops_the_next_loop():
+    """Ctrl-C caught and dropped inside a library (seen: a training run that went on) is raised
+    again by the next synthesis chunk: the remembered press is not lost."""
+    import signal
+    import time
+
+    from model_metamers import interrupts
+    from model_metamers.synthesis import MetamerSynthesizer
+    from tests import toy_networks
+
+    net = toy_networks.build_toy_audio()
+    natural = np.random.RandomState(0).randn(*net.input_shape).astype(np.float32) * 0.1
+    synth = MetamerSynthesizer(net, natural, 'relu1', log_every=0)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupts.install()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass  # what an `except` inside a library did with it
+        with pytest.raises(KeyboardInterrupt):
+            synth.synthesize(iterations=5)
+        assert synth.step == 0
+    finally:
+        interrupts.install()  # forget the press
+        signal.signal(signal.SIGINT, previous)

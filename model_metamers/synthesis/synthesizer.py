@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from model_metamers.errors import UserError
 from model_metamers.fileio import write_h5
-from model_metamers import __version__
+from model_metamers import __version__, interrupts
 from model_metamers.synthesis import noise as _noise
 from model_metamers.synthesis.procedures import PROCEDURES, default_learning_rate, make_procedure
 
@@ -391,6 +391,7 @@ class MetamerSynthesizer:
                 n = min(n, b - self.step % b)
             t0 = time.perf_counter()
             before = None if self.active.all() else (self._x, self._state)
+            interrupts.check()
             total = self._run_chunk(n)
             if before is not None:  # stopped stimuli stay as they stopped
                 self._freeze(before)

@@ -29,8 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from model_metamers import interrupts, networks
 from model_metamers.errors import UserError
-from model_metamers import networks
 from model_metamers.networks.weights.checkpoints import checkpoint_dir
 from model_metamers.training import augment, checkpointing, data, metrics
 from model_metamers.training.tasks import tasks_for
@@ -401,12 +401,14 @@ class Trainer:
         train_step = self._make_train_step()
         epoch = state['epochs_done']
         while epoch < c.epochs:
+            interrupts.check()
             epoch += 1
             t0 = time.time()
             losses = []
             for x, y in self.strategy.experimental_distribute_dataset(
                     self._dataset('train', epoch, training=True)):
                 losses.append(float(train_step(x, y)))
+                interrupts.check()
             result = self.evaluate('val')
             result.update(epoch=epoch, train_loss=float(np.mean(losses)) if losses else float('nan'),
                           seconds=round(time.time() - t0, 1))
