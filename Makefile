@@ -55,16 +55,26 @@ test-py312:
 # is in BUILD_NOTES.md (issue 25), with its survivors and why they are harmless. The time box
 # stops mutmut with SIGINT, on which it puts the file under test back (and with SIGKILL a minute
 # later: mutmut 2.5.1 can hang in its exit clean-up after SIGINT, the file already restored).
-MUTATE ?= model_metamers/synthesis,model_metamers/validation.py,model_metamers/generation.py,model_metamers/null_distribution.py,tfcochleagram
+# MUTATION_ONLY='FILE:func,Class.method FILE' mutates only those functions' lines
+# (tools/mutation_patch.py writes the patch mutmut's --use-patch-file reads), so one box on a
+# large module checks what matters first.
+MUTATE ?= model_metamers/synthesis,model_metamers/validation.py,model_metamers/generation.py,model_metamers/stimuli.py,model_metamers/result_records.py,model_metamers/resume.py,model_metamers/null_distribution.py,tfcochleagram
 MUTATION_TESTS ?= tests/test_synthesis.py tests/test_validation.py tests/test_generation.py \
-    tests/test_generation_faults.py tests/test_null_distribution.py tests/test_tfcochleagram.py
+    tests/test_generation_faults.py tests/test_resume.py tests/test_null_distribution.py tests/test_tfcochleagram.py
 MUTATION_TIMEOUT ?= 0
+MUTATION_ONLY ?=
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[mutation]'
 	# mutmut exits non-zero when mutants survive; the results below are the outcome.
+	$(if $(MUTATION_ONLY),$(PY) tools/mutation_patch.py $(MUTATION_ONLY) > .mutmut-only.patch)
 	-timeout -s INT -k 60 $(MUTATION_TIMEOUT) nice $(PY) -m mutmut run --paths-to-mutate=$(MUTATE) \
+	    $(if $(MUTATION_ONLY),--use-patch-file=.mutmut-only.patch) \
 	    --runner="$(PY) -m pytest -x -q -p no:cacheprovider -m 'not slow' $(MUTATION_TESTS)" \
 	    --tests-dir=tests --no-progress
+	# A box stopped in the middle of a mutant can leave it in place with the original beside it
+	# (mutmut's FILE.py.bak): put every such original back.
+	@for b in $$(git ls-files --others --exclude-standard -- '*.py.bak'); do \
+	    echo "restoring $${b%.bak} from $$b"; mv "$$b" "$${b%.bak}"; done
 	$(PY) -m mutmut results
 
 # espeak-ng (a Debian package) speaks the keyword-spotting data set; checked on every run so a

@@ -37,7 +37,8 @@ setup(
                  'python_speech_features==0.6', 'selenium>=4.10', 'websocket-client>=1.0'],
         'plots': ['matplotlib>=3.7'],
         # `make mutation` (not part of `make test`); 2.x takes its settings on the command line.
-        'mutation': ['mutmut==2.5.1'],
+        # whatthepatch: mutmut's --use-patch-file (make mutation MUTATION_ONLY=...).
+        'mutation': ['mutmut==2.5.1', 'whatthepatch>=1.0'],
     },
     entry_points={
         'console_scripts': [

@@ -47,6 +47,22 @@ def test_pairs_are_seeded_and_shards_partition_them():
     np.testing.assert_array_equal(np.concatenate(parts), a)
 
 
+def test_pairs_are_uniform_over_ordered_pairs_of_distinct_stimuli():
+    pairs = nd.sample_pairs(4, 12000, seed=0)
+    counts = {}
+    for i, j in pairs:
+        counts[(i, j)] = counts.get((i, j), 0) + 1
+    # 12 ordered pairs of 4 stimuli, ~1000 draws each (binomial sd ~29): every one is drawn evenly.
+    assert sorted(counts) == [(i, j) for i in range(4) for j in range(4) if i != j]
+    assert all(850 < c < 1150 for c in counts.values()), counts
+    assert sorted(map(tuple, np.sort(nd.sample_pairs(2, 6, seed=1), axis=1))) == [(0, 1)] * 6
+    with pytest.raises(nd.NullDistributionError, match='a null needs at least 2 stimuli, got 1'):
+        nd.sample_pairs(1, 5)
+    with pytest.raises(nd.NullDistributionError, match='a null needs at least 2 stimuli, got 1'):
+        nd.consecutive_pairs(1, 5)
+    np.testing.assert_array_equal(nd.consecutive_pairs(2, 2), [[0, 1], [2, 3]])
+
+
 def test_shards_merge_to_the_single_run(tmp_path):
     net = toy_networks.build_toy_audio()
     stimuli = np.random.RandomState(0).randn(10, 4000).astype(np.float32) * 0.1
@@ -67,6 +83,45 @@ def test_shards_merge_to_the_single_run(tmp_path):
     # The merged file is a valid null for validation.
     from model_metamers.validation import load_null
     assert load_null(out)['relu1'].shape == (60,)
+
+
+def test_random_pairs_hold_the_statistics_of_the_stimuli_they_name():
+    # The paper's pairing, checked against the network's own activations (found by a mutation run,
+    # issue 25: the stimulus remapping and batching of compute_null were only compared with themselves).
+    net = toy_networks.build_toy_audio()
+    stimuli = np.random.RandomState(3).randn(7, 4000).astype(np.float32) * 0.1
+    got = nd.compute_null(net, stimuli, layers=['relu1'], num_pairs=12, seed=5, batch_size=3)
+    assert set(got) == {'relu1', 'logits'}  # the logits are always added (the class check's layer)
+    np.testing.assert_array_equal(got['relu1']['pairs'], nd.sample_pairs(7, 12, seed=5))
+    acts = net.activations(stimuli, ['relu1', 'logits'])
+    for layer in ('relu1', 'logits'):
+        values = acts[layer].numpy().reshape(7, -1)
+        assert got[layer]['n_features'] == values.shape[1]
+        for k, (i, j) in enumerate(got[layer]['pairs']):
+            a, b = values[i].astype(np.float64), values[j].astype(np.float64)
+            assert got[layer]['spearman'][k] == pytest.approx(scipy.stats.spearmanr(a, b)[0], abs=1e-5)
+            assert got[layer]['pearson'][k] == pytest.approx(scipy.stats.pearsonr(a, b)[0], abs=1e-5)
+            assert got[layer]['snr_db'][k] == pytest.approx(
+                10 * np.log10(np.sum(a ** 2) / np.sum((a - b) ** 2)), abs=1e-3)
+            assert got[layer]['snr_db_2023'][k] == pytest.approx(got[layer]['snr_db'][k] / 2)
+
+
+def test_the_2023_snr_is_zero_where_either_activation_sums_to_zero():
+    acts = _activations()  # stimulus 3 is all zeros
+    summary = nd.LayerSummary(acts)
+    pairs = np.array([[0, 1], [3, 1], [1, 3], [2, 5]])
+    _, _, snr = summary.pair_statistics(pairs)
+    got = summary.snr_db_2023(pairs, snr)
+    np.testing.assert_array_equal(got[1:3], 0)
+    np.testing.assert_allclose(got[[0, 3]], snr[[0, 3]] / 2)
+    assert np.all(got[[0, 3]] != 0)
+    # Signed activations (logits) summing to exactly zero count too, whichever of the pair they are.
+    signed = np.array([[1.0, 2.0, 3.0, 4.0], [3.0, -3.0, 1.5, -1.5], [0.5, 1.0, 0.0, 2.0]])
+    summary = nd.LayerSummary(signed)
+    pairs = np.array([[0, 1], [1, 0], [0, 2]])
+    _, _, snr = summary.pair_statistics(pairs)
+    assert np.all(np.isfinite(snr)) and np.all(snr != 0)
+    np.testing.assert_allclose(summary.snr_db_2023(pairs, snr), [0, 0, snr[2] / 2])
 
 
 def test_cli_end_to_end_on_a_folder(tmp_path):
@@ -142,12 +197,44 @@ def _shards(tmp_path, name='null.h5', num_shards=3, overrides=None):
     ({'dataset': 'other_clips/'}, "different dataset .*'clips/' vs 'other_clips/'"),
     ({'network': 'kws_2d'}, 'different network'),
     ({'weights_sha1': 'abc'}, 'different weights_sha1'),
+    ({'num_pairs': 40}, 'different num_pairs'),
+    ({'n_stimuli': 9}, 'different n_stimuli'),
+    ({'weights': 'other.weights.h5'}, 'different weights'),
+    ({'pairing': 'consecutive'}, 'different pairing'),
+    ({'augment': 'time shift'}, 'different augment'),
 ])
 def test_merge_refuses_shards_made_with_other_settings(tmp_path, override, message):
     out = _shards(tmp_path, overrides={2: override})
     with pytest.raises(nd.NullDistributionError, match='cannot merge: .*' + message):
         nd.merge_shards(out, 3)
     assert not os.path.exists(out)
+
+
+def test_merge_refuses_a_shard_in_the_wrong_place_or_with_other_layers(tmp_path):
+    out = _shards(tmp_path, overrides={1: {'shard_index': 2}})
+    with pytest.raises(nd.NullDistributionError, match='says it is shard 2, not 1; rerun it'):
+        nd.merge_shards(out, 3)
+    out = _shards(tmp_path, name='two.h5')
+    with h5py.File(nd.shard_path(out, 3, 1), 'a') as f:
+        f.create_group('relu2').attrs['n_features'] = 32
+    with pytest.raises(nd.NullDistributionError, match='hold different layers \\(relu1 vs relu1, relu2\\)'):
+        nd.merge_shards(out, 3)
+    assert not os.path.exists(out)
+
+
+def test_merged_values_are_the_shards_in_shard_order(tmp_path):
+    out = _shards(tmp_path)
+    nd.merge_shards(out, 3, compact=True)
+    with h5py.File(out, 'r') as f:
+        np.testing.assert_allclose(f['relu1']['spearman'][()], np.repeat([0.0, 0.1, 0.2], 10), atol=1e-7)
+        assert f['relu1']['spearman'].dtype == np.float32 and 'pairs' not in f['relu1']
+        assert f['relu1'].attrs['max_spearman'] == pytest.approx(0.2)
+        assert f['relu1'].attrs['n_features'] == 32
+        assert f.attrs['network'] == 'toy_audio' and f.attrs['num_pairs'] == 30
+    # An --output without a suffix: the shards are .h5 files, and --merge finds them.
+    bare = _shards(tmp_path, name='bare', num_shards=2)
+    assert os.path.exists(str(tmp_path / 'bare.shard-00001-of-00002.h5'))
+    assert nd.find_num_shards(bare) == 2
 
 
 def test_merge_finds_the_shard_count_and_never_rewrites_a_merged_file(tmp_path):
