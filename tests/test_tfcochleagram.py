@@ -162,6 +162,42 @@ def test_full_filter_is_hermitian_layout():
     assert odd.shape[1] == 999
 
 
+@pytest.mark.parametrize('length', [1000, 999, 20, 21])
+def test_filter_grid_is_the_fft_bin_frequencies(length):
+    # Found by a mutation run (issue 25): odd lengths' grid was unchecked. Bin k of an N-point FFT
+    # at rate sr is k * sr / N; the grid is the non-negative bins, as numpy's rfftfreq lists them.
+    half, _, freqs = tc.make_erb_cos_filters_nx(length, 1000, 10, 20, 400, 2, full_filter=False)
+    np.testing.assert_allclose(freqs, np.fft.rfftfreq(length, 1 / 1000), rtol=1e-12, atol=1e-12)
+    assert half.shape[0] == length // 2 + 1
+    # Without a length, the full set is the odd one (no Nyquist bin): 2 x bins - 1 columns.
+    full = tc.erb_filters.make_full_filter_set(half)
+    assert full.shape == (half.shape[1], 2 * half.shape[0] - 1)
+    np.testing.assert_array_equal(full, tc.erb_filters.make_full_filter_set(half, 2 * half.shape[0] - 1))
+
+
+@pytest.mark.parametrize('factor,message', [
+    (2.0, 'sample_factor must be an integer, got 2.0'), (True, 'sample_factor must be an integer, got True'),
+    (0, 'sample_factor must be positive, got 0'), (-2, 'sample_factor must be positive, got -2'),
+    (3, 'sample_factor=3 is odd, which changes the ERB filter widths'),
+])
+def test_bad_sample_factors_are_refused_with_the_reason(factor, message):
+    with pytest.raises(ValueError, match=message):
+        tc.make_erb_cos_filters_nx(1000, 1000, 10, 20, 400, factor)
+    if factor == 3:
+        with pytest.warns(RuntimeWarning, match=message):
+            filts, _, _ = tc.make_erb_cos_filters_nx(1000, 1000, 10, 20, 400, 3, strict=False)
+        assert filts.shape[0] == tc.num_filters(10, 3)
+
+
+@pytest.mark.parametrize('padding', [1, 24])
+def test_padding_makes_the_filters_for_the_padded_length(padding):
+    padded, _, freqs = tc.make_erb_cos_filters_nx(1000, 1000, 10, 20, 400, 2, padding_size=padding)
+    longer, _, longer_freqs = tc.make_erb_cos_filters_nx(1000 + padding, 1000, 10, 20, 400, 2)
+    assert padded.shape[1] == 1000 + padding
+    np.testing.assert_array_equal(padded, longer)
+    np.testing.assert_array_equal(freqs, longer_freqs)
+
+
 def test_complex_fft_path_matches_rfft_path_up_to_factor_two():
     # The complex path doubles positive frequencies and drops DC/Nyquist; the
     # rFFT path (the quirk) does not, so in the band-pass channels the
