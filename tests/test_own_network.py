@@ -339,3 +339,22 @@ def test_sequential_models_built_or_not():
                               keras.layers.Dense(2, name='logits')])
     net = MetamerNetwork.from_keras(built)
     assert net.modality == 'image' and net.metamer_layers == ['act'] and net.relu_stages == {'act': ['c']}
+
+
+def test_weights_a_user_has_are_loaded_into_the_model(tmp_path):
+    """--weights=<file>.weights.h5 loads into the user's model (its SHA-1 recorded); weights of
+    another model and --weights=random are refused in one line."""
+    path, weights = str(tmp_path / 'tiny_cnn.keras'), str(tmp_path / 'trained.weights.h5')
+    tiny_cnn(seed=0).save(path)
+    trained = tiny_cnn(seed=1)
+    trained.save_weights(weights)
+    net, label, sha1 = custom.load(path, weights=weights)
+    x = _image(3)
+    np.testing.assert_allclose(net.logits(x).numpy(), trained(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert label == weights and sha1 == hashlib.sha1(open(weights, 'rb').read()).hexdigest()
+    other = str(tmp_path / 'other.weights.h5')
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(other)
+    with pytest.raises(UserError, match='cannot load the weights .*other.weights.h5 into'):
+        custom.load(path, weights=other)
+    with pytest.raises(UserError, match='--weights=random does not apply'):
+        custom.load(path, weights='random')
