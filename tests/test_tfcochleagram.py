@@ -529,3 +529,37 @@ def test_banded_kernels_are_traced_once(reference_word):
     assert len(graph._banded.chains) > 1
     for kernel in (banded._twiddled_bands, banded._blocked_abs, banded._blocked_abs_grad):
         assert kernel.experimental_get_tracing_count() == 1
+
+
+def test_compress_defaults_and_the_stages_it_reports():
+    """``compress`` alone: the original's default rule, and the intermediate tensors it hands back
+    (the scaled envelopes, the dB values before the -60 floor) hold those values, under those names."""
+    from tfcochleagram.compression import compress
+    x = tf.constant(np.array([0.0, 1e-3, 0.5, 2.0], np.float32).reshape(1, 1, 4, 1))
+    np.testing.assert_array_equal(compress(x).numpy(), tc.clipped_point3(x).numpy())
+    stages = {}
+    out = compress(x, 'dB', scale_before_compression=3.0, stages=stages)
+    assert set(stages) == {'cochleagram_no_compression_scaled', 'cochleagram_noclipped'}
+    np.testing.assert_allclose(stages['cochleagram_no_compression_scaled'].numpy(), 3 * x.numpy(), rtol=1e-7)
+    with np.errstate(divide='ignore'):
+        db = 20 * np.log10(3 * x.numpy().astype(np.float64)) / 6.0
+    np.testing.assert_allclose(stages['cochleagram_noclipped'].numpy()[..., 1:, :], db[..., 1:, :], rtol=1e-5)
+    assert stages['cochleagram_noclipped'].numpy().ravel()[0] == -np.inf
+    np.testing.assert_allclose(out.numpy(), np.maximum(db, -60), rtol=1e-5)
+    assert compress(x, 'none') is x
+    # No stages asked for: the scaled and dB intermediates are made without anywhere to put them.
+    np.testing.assert_allclose(compress(x, 'dB', scale_before_compression=3.0).numpy(), out.numpy())
+
+
+def test_pycochleagram_downsampling_filter_design():
+    """``pycoch_downsamp=True``: pycochleagram's design as its docstring states it, 2*10*D + 1
+    taps, a lowpass at 1/D of Nyquist with a Kaiser(5) window; D = 1 is a single unit tap."""
+    import scipy.signal
+    taps = tc.make_downsample_filter(20000, 200, pycoch_downsamp=True)
+    assert taps.shape == (2 * 10 * 100 + 1,)
+    np.testing.assert_array_equal(taps, scipy.signal.firwin(2001, 1 / 100, window=('kaiser', 5.0)))
+    np.testing.assert_allclose(taps, taps[::-1])  # linear phase, unlike the default kernel
+    assert abs(taps.sum() - 1) < 1e-9  # unit gain at DC
+    identity = tc.make_downsample_filter(16000, 16000, pycoch_downsamp=True)
+    assert identity.shape == (21,) and identity.sum() == 1 and np.count_nonzero(identity) == 1
+    assert tc.make_downsample_filter(20000, 200).shape == (1001,)  # the original's default window
