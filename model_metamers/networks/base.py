@@ -67,6 +67,7 @@ class MetamerNetwork:
         self.representation_stage = representation_stage
         self.info = dict(info or {})
         self._submodels = {}
+        self._differentiable = set()  # (layer, from_stage) pairs check_differentiable passed
         for layer in self.metamer_layers + [logits_stage]:
             self.resolve(layer)
         for stage, pre in self.relu_stages.items():
@@ -185,6 +186,8 @@ class MetamerNetwork:
             return
         name = self.resolve(layer)
         start = self.resolve(from_stage) if from_stage is not None else None
+        if (name, start) in self._differentiable:  # generation makes a synthesiser per batch
+            return
         names = list(self.stages)
         first = names.index(start) + 1 if start else 0
         upto = names[first:names.index(name) + 1]
@@ -198,6 +201,7 @@ class MetamerNetwork:
                     else None for n in upto}
         try:
             if sums[name] is not None and tape.gradient(sums[name], x) is not None:
+                self._differentiable.add((name, start))
                 return
             for n in upto:  # network order: the first stage the gradient does not reach
                 if sums[n] is None or tape.gradient(sums[n], x) is None:
