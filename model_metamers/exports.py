@@ -27,15 +27,15 @@ class Exporter:
             plotting.save_cochleagram_png(base + '.png', x)
 
 
-def tensorboard_writer(settings, stem, network_name=None):
-    """A summary writer under ``<tensorboard_dir>/<network>/<stem>``, or None without a folder.
+def tensorboard_writer(settings, network_name, stem):
+    """A summary writer under ``<tensorboard_dir>/<network_name>/<stem>``, or None without a folder.
 
     ``network_name``: the built network's name (a user's model is named by its file,
-    not by the ``--network`` path); default ``settings.network``."""
+    not by the ``--network`` path)."""
     if not settings.tensorboard_dir:
         return None
     import tensorflow as tf
-    return tf.summary.create_file_writer(os.path.join(settings.tensorboard_dir, network_name or settings.network, stem))
+    return tf.summary.create_file_writer(os.path.join(settings.tensorboard_dir, network_name, stem))
 
 
 def tensorboard_log(writer, network, layer, synth, k, val):

@@ -95,6 +95,17 @@ def decoded(value):
     return value
 
 
+def hash_file(path, digest=None):
+    """``digest`` (a new SHA-1 by default) updated with the bytes of the file at ``path``, read in blocks."""
+    import hashlib
+
+    digest = digest if digest is not None else hashlib.sha1()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            digest.update(block)
+    return digest
+
+
 # HDF5 takes '/' in a name as a path: layer names with '/' (a nested model's ``outer/inner``) are
 # stored with this character instead, and read back with '/'.
 H5_SLASH = '|'

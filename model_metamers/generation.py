@@ -14,6 +14,7 @@ Runs are resumable: a finished (input, layer) with the same settings is
 skipped, and an interrupted synthesis continues from its state file.
 """
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -289,17 +290,13 @@ def _network_and_weights(settings, network, log):
     """``(network, strategy, weights, weights SHA-1)``: the network (built under a multi-GPU
     strategy when there is one, unless given) and what results record of its weights."""
     if network is not None:  # from the API: a built network, e.g. MetamerNetwork.from_keras(model)
-        if network.info.get('source') == 'keras model':
-            from model_metamers.networks import custom
+        from model_metamers.networks import custom
+        if custom.is_own(network):
             return network, None, network.info.get('model_spec', network.name), custom.fingerprint(network)
         weights = resolve_weights(settings.network, settings.weights, log)
         return network, None, weights, weights_fingerprint(weights)
     strategy = _multi_gpu_strategy(settings.batch_size)
-    if strategy is not None:
-        with strategy.scope():
-            network, weights, weights_id = _networks.load(settings.network, settings.weights, log,
-                                                          **settings.network_options())
-    else:
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         network, weights, weights_id = _networks.load(settings.network, settings.weights, log,
                                                       **settings.network_options())
     if network.info.get('weights_report'):
@@ -325,12 +322,10 @@ def _null_for(settings, network, layers, weights_id, log):
     A null asked for by name that does not fit is an error; one found by ``'auto'``
     that does not fit is not used, and that is said once.
     """
-    if network.info.get('source') == 'keras model':  # your own model: its null lies beside it
-        from model_metamers.networks import custom
-        spec = network.info.get('model_spec')
+    from model_metamers.networks import custom
+    if custom.is_own(network):  # your own model: its null lies beside it
         null_path = resolve_null(network.name, settings.null_distribution, log,
-                                 default=custom.default_null_path(spec) if spec
-                                 else os.path.abspath(network.name + '.null.h5'))
+                                 default=custom.default_null_path(network))
     else:
         null_path = resolve_null(settings.network, settings.null_distribution, log)
     if not null_path:
@@ -465,7 +460,7 @@ def _synthesize_batch(run, layer, batch, natural, label):
             exporter.stimulus(run.stems[i], 'natural', synth.natural_representation[k], synth.domain)
         results.write_part(results.part_path(network_dir, run.stems[i], layer, seed),
                            results.file_attrs(network, run.inputs[i], run.weights), key, datasets, attrs)
-        exports.tensorboard_log(exports.tensorboard_writer(settings, run.stems[i], network.name), network, layer,
+        exports.tensorboard_log(exports.tensorboard_writer(settings, network.name, run.stems[i]), network, layer,
                                 synth, k, vals[k])
         rows.append(_row(run.stems[i], layer, attrs))
     resume.remove_if_there(state)

@@ -21,6 +21,8 @@ import os
 import sys
 import time
 
+from model_metamers.fileio import hash_file
+
 RANDOM, DEFAULT, AUTO = 'random', 'default', 'auto'
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,7 +151,5 @@ def weights_fingerprint(weights):
     digest = hashlib.sha1()
     for name in files:
         digest.update(os.path.basename(name).encode())
-        with open(name, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 22), b''):
-                digest.update(block)
+        hash_file(name, digest)
     return digest.hexdigest()

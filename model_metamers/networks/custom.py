@@ -44,9 +44,11 @@ import tensorflow as tf
 
 import tfcochleagram
 from model_metamers.errors import UserError
+from model_metamers.fileio import hash_file
 from model_metamers.networks.base import MetamerNetwork
 
 PREACTIVATION = 'preactivation'
+SOURCE = 'keras model'  # network.info['source'] of a user's own model
 MODEL_SUFFIXES = ('.keras', '.h5')
 _FUNCTION_SPEC = re.compile(r'^[A-Za-z_][\w.]*:[A-Za-z_]\w*$')
 
@@ -388,7 +390,7 @@ def from_keras(model, layers=None, modality=None, class_names=None, sample_rate=
     n_out = flat[0].shape[1:]
     has_classes = len(n_out) == 1
     names = read_class_names(class_names, int(n_out[0])) if has_classes else []
-    net_info = {'source': 'keras model', 'activations': dict(trace.activations),
+    net_info = {'source': SOURCE, 'activations': dict(trace.activations),
                 'has_classes': has_classes, 'check_gradients': True,
                 'front_end': front_end or ''}
     net_info.update(info or {})
@@ -409,12 +411,14 @@ def is_spec(value):
             or (os.path.isfile(value)))
 
 
-def _sha1_of_file(path):
-    digest = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''):
-            digest.update(block)
-    return digest.hexdigest()
+def is_own(network):
+    """Whether ``network`` is a user's own model (made by :func:`from_keras`), not a registered one."""
+    return network.info.get('source') == SOURCE
+
+
+def _is_function_spec(spec):
+    """``package.module:function`` (and no file of that name)."""
+    return bool(_FUNCTION_SPEC.match(spec)) and not os.path.isfile(spec)
 
 
 def _sha1_of_values(network, source):
@@ -430,7 +434,7 @@ def network_name(spec):
     """The name a user's model runs under (its results folder): the model file's name without
     suffix, or the function's name; characters other than letters, digits, ``_.-`` become ``_``."""
     spec = os.path.expanduser(str(spec))
-    if _FUNCTION_SPEC.match(spec) and not os.path.isfile(spec):
+    if _is_function_spec(spec):
         base = spec.split(':')[1]
     else:
         base = os.path.splitext(os.path.basename(spec))[0]
@@ -447,12 +451,13 @@ def fingerprint(network):
     return network.info.get('model_sha1') or _sha1_of_values(network, network.name)
 
 
-def default_null_path(spec):
-    """Where ``--null_distribution=auto`` looks for the null of ``--network=<spec>``:
-    ``<model file without suffix>.null.h5`` beside it, or ``<function>.null.h5`` in the working folder."""
-    spec = os.path.expanduser(str(spec))
-    if _FUNCTION_SPEC.match(spec) and not os.path.isfile(spec):
-        return os.path.abspath(spec.split(':')[1] + '.null.h5')
+def default_null_path(network):
+    """Where ``--null_distribution=auto`` looks for the null of a user's network: for
+    ``--network=<model file>``, ``<model file without suffix>.null.h5`` beside it; for
+    ``module:function`` (or a network made in a notebook), ``<name>.null.h5`` in the working folder."""
+    spec = network.info.get('model_spec')
+    if spec is None or _is_function_spec(spec):
+        return os.path.abspath(network.name + '.null.h5')
     return os.path.splitext(spec)[0] + '.null.h5'
 
 
@@ -497,7 +502,7 @@ def _load_function(spec):
     if not callable(function):
         raise CustomNetworkError('%s has no function %r for --network=%s'
                                  % (module_name, function_name, spec))
-    return function(), getattr(module, '__file__', None)
+    return function()
 
 
 def load(spec, weights='auto', layers=None, modality=None, class_names=None, sample_rate=None,
@@ -514,33 +519,27 @@ def load(spec, weights='auto', layers=None, modality=None, class_names=None, sam
     if weights in (None, 'random'):
         raise CustomNetworkError('--weights=random does not apply to your own model; it runs with '
                                  'the weights it has (build it untrained for random weights)')
-    from_file = not _FUNCTION_SPEC.match(spec) or os.path.isfile(spec)
-    if from_file:
-        model, source = _load_file(spec), spec
-    else:
-        model, source = _load_function(spec)
+    from_file = not _is_function_spec(spec)
+    model = _load_file(spec) if from_file else _load_function(spec)
     name = network_name(spec)
-    if weights not in ('auto', 'default'):
-        path = os.path.expanduser(str(weights))
-        if isinstance(model, MetamerNetwork):
-            model = model.model
+    weights_file = None if weights in ('auto', 'default') else os.path.expanduser(str(weights))
+    if weights_file:
         try:
-            model.load_weights(path)
+            (model.model if isinstance(model, MetamerNetwork) else model).load_weights(weights_file)
         except Exception as exc:
             raise CustomNetworkError('cannot load the weights %s into %s (%s); give weights saved '
                                      'from this model (model.save_weights)'
-                                     % (path, spec, ' '.join(str(exc).split())[:200])) from None
+                                     % (weights_file, spec, ' '.join(str(exc).split())[:200])) from None
     if isinstance(model, MetamerNetwork):
         model.name = name  # results go to <output_dir>/<name>/ for either form of --network
         model.info.setdefault('check_gradients', True)
     network = from_keras(model, layers=layers, modality=modality, class_names=class_names,
-                         sample_rate=sample_rate, name=name, input_shape=input_shape, front_end=front_end,
-                         info={'model_spec': spec})
-    network.info['model_spec'] = spec
-    if weights not in ('auto', 'default'):
-        label, sha1 = str(weights), _sha1_of_file(os.path.expanduser(str(weights)))
+                         sample_rate=sample_rate, name=name, input_shape=input_shape, front_end=front_end)
+    network.info['model_spec'] = spec  # also for a MetamerNetwork, which from_keras returns as it is
+    if weights_file:
+        label, sha1 = str(weights), hash_file(weights_file).hexdigest()
     elif from_file:
-        label, sha1 = spec, _sha1_of_file(spec)
+        label, sha1 = spec, hash_file(spec).hexdigest()
     else:
         label, sha1 = spec, _sha1_of_values(network, spec)
     network.info['model_sha1'] = sha1
