@@ -358,3 +358,21 @@ def test_weights_a_user_has_are_loaded_into_the_model(tmp_path):
         custom.load(path, weights=other)
     with pytest.raises(UserError, match='--weights=random does not apply'):
         custom.load(path, weights='random')
+
+
+def test_a_function_may_return_a_metamer_network_and_take_weights(tmp_path, monkeypatch):
+    """``module:function`` returning a MetamerNetwork: used as it is, named after the function,
+    and ``--weights`` loads into its model."""
+    weights = str(tmp_path / 'trained.weights.h5')
+    trained = tiny_cnn(seed=2)
+    MetamerNetwork.from_keras(trained, layers=['relu2']).model.save_weights(weights)
+    (tmp_path / 'netmodule.py').write_text(
+        'from model_metamers.networks import MetamerNetwork\n'
+        'from tests.test_own_network import tiny_cnn\n\n\n'
+        'def wrapped():\n    return MetamerNetwork.from_keras(tiny_cnn(seed=0), layers=["relu2"])\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(REPO)
+    net, label, sha1 = custom.load('netmodule:wrapped', weights=weights)
+    assert net.name == 'wrapped' and net.metamer_layers == ['relu2'] and label == weights
+    x = _image(4)
+    np.testing.assert_allclose(net.logits(x).numpy(), trained(x).numpy(), rtol=1e-5, atol=1e-6)
