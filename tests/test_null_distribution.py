@@ -1,6 +1,7 @@
 """Null distributions: rank-once statistics equal scipy's per-pair ones; shards merge exactly."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -295,3 +296,50 @@ def test_tfrecord_waveforms_and_images_are_prepared_like_files(tmp_path):
         np.testing.assert_allclose(pic, images.load_image(path, size=image_net.input_shape[0]), atol=1e-6)
     with pytest.raises(nd.NullDistributionError, match="no feature 'waveform' \\(they have"):
         nd.load_stimuli(audio_net, [record], feature='waveform')
+
+
+def test_a_null_file_says_what_it_holds(tmp_path):
+    # Found by mutation (issue 25, fourth pass): the file's own description could be dropped or
+    # renamed unnoticed. 'format' is how the results reader tells a null from a result, and the
+    # definitions say which SNR each dataset holds (the two differ: power ratio vs ratio of norms).
+    values = {'spearman': np.linspace(-0.1, 0.3, 6), 'pearson': np.zeros(6), 'snr_db': np.ones(6),
+              'pairs': np.arange(12).reshape(6, 2), 'n_features': 7}
+    plain, with_2023 = str(tmp_path / 'plain.h5'), str(tmp_path / 'with_2023.h5')
+    nd.write_null(plain, {'relu1': values}, {'network': 'toy_audio'})
+    nd.write_null(with_2023, {'relu1': dict(values, snr_db_2023=np.full(6, 2.0))}, {'network': 'toy_audio'},
+                  compact=True)
+    with h5py.File(plain, 'r') as f:
+        assert f.attrs['format'] == 'model_metamers.null.v1'
+        assert 'power ratio' in f.attrs['snr_db_definition']
+        assert 'snr_db_2023_definition' not in f.attrs and 'compact' not in f.attrs
+        assert sorted(f['relu1']) == ['pairs', 'pearson', 'snr_db', 'spearman']
+        np.testing.assert_array_equal(f['relu1']['pairs'][()], values['pairs'])
+        assert f['relu1']['spearman'].dtype == np.float64
+    with h5py.File(with_2023, 'r') as f:
+        assert f.attrs['format'] == 'model_metamers.null.v1'
+        assert 'ratio of norms' in f.attrs['snr_db_2023_definition']
+        # compact: float32, gzip with the byte shuffle (about 5 MB for the shipped 100k-pair null),
+        # and no pairs: sample_pairs(n_stimuli, num_pairs, seed) gives them again; the file says so.
+        assert f.attrs['compact'] == True  # noqa: E712 (an HDF5 numpy bool)
+        assert sorted(f['relu1']) == ['pearson', 'snr_db', 'snr_db_2023', 'spearman']
+        data = f['relu1']['snr_db_2023']
+        assert data.dtype == np.float32 and data.compression == 'gzip' and data.shuffle
+        np.testing.assert_array_equal(data[()], 2.0)
+
+
+def test_a_refusal_names_the_null_it_refuses(tmp_path):
+    path = str(tmp_path / 'mine.null.h5')
+    nd.write_null(path, {'relu1': {'spearman': np.zeros(3), 'n_features': 1}},
+                  {'network': 'toy_audio', 'weights': 'a.weights.h5', 'weights_sha1': 'a' * 40})
+    with pytest.raises(nd.NullMismatchError, match='^%s was computed for network toy_audio, not kws_2d'
+                       % re.escape(path)):
+        nd.check_matches(path, 'kws_2d')
+    with pytest.raises(nd.NullMismatchError, match='^%s was computed with other weights of toy_audio '
+                       r'\(a.weights.h5, SHA-1 a{12}\) than these \(SHA-1 b{12}\)' % re.escape(path)):
+        nd.check_matches(path, 'toy_audio', 'b' * 40)
+    with pytest.raises(nd.NullMismatchError, match='^the null distribution was computed for network'):
+        nd.check_matches({'network': 'toy_audio'}, 'kws_2d')
+    with pytest.raises(nd.NullMismatchError, match='^published.pckl was computed for network'):
+        nd.check_matches({'network': 'toy_audio'}, 'kws_2d', source='published.pckl')
+    nd.check_matches(path, 'toy_audio', 'a' * 40)
+    nd.check_matches(path, 'toy_audio')

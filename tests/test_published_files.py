@@ -238,3 +238,28 @@ def test_fetch_then_generation_with_no_other_flag(server, tmp_path):
                             '--nofigures'], capture_output=True, text=True, cwd=ROOT, env=env,
                            timeout=600)
     assert again.returncode == 0 and 'converting' not in again.stderr, again.stderr[-2000:]
+
+
+def test_a_converted_null_records_where_it_came_from(tmp_path):
+    # Found by mutation (issue 25, fourth pass): nothing read the provenance a converted null
+    # records, so it could be lost or wrong unnoticed.
+    from model_metamers import null_distribution as nd
+    source = tmp_path / published_nulls.FILES['word_aliased']
+    data = release.write_null_pickle(str(source), 'word_aliased', pairs=40)
+    output = str(tmp_path / 'word.null.h5')
+    assert nd.convert_published(str(source), output) == (output, 'word_aliased', {
+        published_nulls.layer_name(key): 40 for key in data})
+    with h5py.File(output, 'r') as f:
+        assert f.attrs['network'] == 'word_aliased' and f.attrs['weights'] == 'published'
+        assert f.attrs['source'] == os.path.abspath(str(source))
+        assert f.attrs['converted_from'] == 'published pickle'
+        # The pickle holds no seed, shard or feature count: recorded as such, not as a real value.
+        assert f.attrs['seed'] == -1 and f.attrs['num_shards'] == 1 and f.attrs['num_pairs'] == 40
+        assert {f[g].attrs['n_features'] for g in f} == {-1}
+    renamed = tmp_path / 'my_null.pckl'
+    source.rename(renamed)
+    with pytest.raises(nd.NullDistributionError, match=r'^cannot tell which network .*my_null.pckl belongs to '
+                       r'\(published files: vgg_null_dist_spearman_r.pckl, word_aliased_null_dist.*\); '
+                       'add --network=NAME$'):
+        nd.convert_published(str(renamed), str(tmp_path / 'x.h5'))
+    assert nd.convert_published(str(renamed), str(tmp_path / 'x.h5'), network='word_aliased')[1] == 'word_aliased'
