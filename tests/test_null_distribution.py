@@ -343,3 +343,35 @@ def test_a_refusal_names_the_null_it_refuses(tmp_path):
         nd.check_matches({'network': 'toy_audio'}, 'kws_2d', source='published.pckl')
     nd.check_matches(path, 'toy_audio', 'a' * 40)
     nd.check_matches(path, 'toy_audio')
+
+
+def test_two_shards_of_a_2023_null_merge_into_one_null_with_its_2023_snr(tmp_path):
+    # Found by mutation (issue 25, fourth pass): two shards (the smallest split) refused, the 2023
+    # SNR dropped from a merged null, the merged file still calling itself shard 0, and a one-shard
+    # gap reported as an IndexError.
+    out = str(tmp_path / 'null.h5')
+    for k in range(2):
+        data = {'relu1': {'spearman': np.full(4, 0.1 * k), 'pearson': np.zeros(4), 'snr_db': np.zeros(4),
+                          'snr_db_2023': np.full(4, 10.0 + k), 'pairs': np.zeros((4, 2), np.int64),
+                          'n_features': 5}}
+        nd.write_null(nd.shard_path(out, 2, k), data, {'network': 'toy_audio', 'seed': 0, 'num_pairs': 8,
+                                                         'shard_index': k, 'num_shards': 2})
+    os.rename(nd.shard_path(out, 2, 1), str(tmp_path / 'aside.h5'))
+    with pytest.raises(nd.NullDistributionError, match='^cannot merge: 1 shard file\\(s\\) missing, e.g. %s;'
+                       % re.escape(nd.shard_path(out, 2, 1))):
+        nd.merge_shards(out, 2)
+    os.rename(str(tmp_path / 'aside.h5'), nd.shard_path(out, 2, 1))
+    nd.merge_shards(out, 2)
+    with h5py.File(out, 'r') as f:
+        np.testing.assert_array_equal(f['relu1']['snr_db_2023'][()], [10.0] * 4 + [11.0] * 4)
+        assert 'ratio of norms' in f.attrs['snr_db_2023_definition']
+        assert 'shard_index' not in f.attrs and f.attrs['num_shards'] == 2
+    from model_metamers.validation import load_null
+    assert load_null(out, measures=True)['relu1']['snr_db_2023'].shape == (8,)
+
+
+def test_merge_refuses_a_shard_that_lacks_a_setting_the_others_record(tmp_path):
+    out = _shards(tmp_path, overrides={0: {'augment': 'time shift'}})
+    with pytest.raises(nd.NullDistributionError, match="different augment .*'time shift' vs None"):
+        nd.merge_shards(out, 3)
+    assert not os.path.exists(out)
