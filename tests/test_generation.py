@@ -441,3 +441,32 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_run_at_the_default_rate_is_reused_speaks_on_stderr_and_reassembles(tmp_path, net, sounds, capsys):
+    # Found by mutation (issue 25, fourth pass). No --learning_rate: the network's own rate (0.001,
+    # the Adam rate of SPEC §4 that MetamerNetwork defaults to) is what a rerun compares with, so the
+    # parts are reused; generate() without a log speaks on stderr; a run that only has to assemble
+    # still clears a killed writer's temporary file; an unsharded run writes no shard plan.
+    settings = _settings(tmp_path, sounds[:1], layers=['relu1'], iterations=20, learning_rate=None,
+                         log_every=10, figures=False)
+    generate(settings, network=net, log=lambda msg: None)
+    folder = tmp_path / 'toy_audio'
+    stem = os.path.splitext(os.path.basename(sounds[0]))[0]
+    with h5py.File(folder / (stem + '.h5'), 'r') as f:
+        assert f['relu1'].attrs['learning_rate'] == pytest.approx(0.001)
+    capsys.readouterr()
+    rows = generate(settings, network=net)
+    assert [r['skipped'] for r in rows] == [True]
+    assert '%s / relu1: already done, skipped' % stem in capsys.readouterr().err
+    assert not os.path.exists(folder / results.PART_DIR / results.PLAN_DIR)
+
+    os.remove(folder / (stem + '.h5'))
+    stale = folder / 'tmpkilled.tmp'
+    stale.write_bytes(b'half a file')
+    os.utime(stale, (1e9, 1e9))  # older naming, long ago: stale
+    said = []
+    rows = generate(settings, network=net, log=said.append)
+    assert [r['skipped'] for r in rows] == [True] and os.path.exists(folder / (stem + '.h5'))
+    assert not stale.exists()
+    assert 'removed 1 temporary file(s) an interrupted run left behind' in said
