@@ -351,3 +351,300 @@ def test_unknown_layer_lists_valid_names():
     from model_metamers.networks import UnknownLayerError
     with pytest.raises(UnknownLayerError, match='relu1, relu2, logits'):
         MetamerSynthesizer(toy_network(), natural_images(1), 'conv9')
+
+
+# ------------------------------------------------------------------ issue 25, fourth mutation pass
+def coch_toy_network(seed=0):
+    """An audio toy with a 'cochleagram' stage (Dense + ReLU of the waveform) that can be optimised."""
+    init = keras.initializers.GlorotUniform
+    inp = keras.Input((48,))
+    pre = keras.layers.Dense(24, name='coch_pre', kernel_initializer=init(seed))(inp)
+    coch = keras.layers.ReLU(name='coch')(pre)
+    h2 = keras.layers.Dense(16, name='d2', kernel_initializer=init(seed + 1))(coch)
+    r2 = keras.layers.ReLU(name='r2')(h2)
+    logits = keras.layers.Dense(4, name='logits', kernel_initializer=init(seed + 2))(r2)
+    stages = {'input': inp, 'cochleagram': coch, 'd2': h2, 'relu2': r2, 'logits': logits}
+    return MetamerNetwork('toy_coch', inp, stages, ['cochleagram', 'relu2', 'logits'], list('abcd'), 'audio',
+                          relu_stages={'relu2': ['d2']}, sample_rate=16000, representation_stage='cochleagram')
+
+
+def _adam_first_step(x, grad, lr):
+    """TF1 Adam's first update (t = 1; beta1 0.9, beta2 0.999, epsilon 1e-8), float64."""
+    m, v = 0.1 * grad, 0.001 * grad ** 2
+    return x - lr * np.sqrt(1 - 0.999) / (1 - 0.9) * m / (np.sqrt(v) + 1e-8)
+
+
+def test_cochleagram_domain_starts_from_the_cochleagram_of_the_seeded_noise():
+    net = coch_toy_network()
+    nat = natural_images(2) - 0.5
+    synth = MetamerSynthesizer(net, nat, 'relu2', domain='cochleagram', seed=[3, 4], log_every=10)
+    assert synth.from_stage == 'cochleagram'
+    # The optimised variable is the cochleagram: the natural one is the network's cochleagram of the
+    # sound, the start the cochleagram of each stimulus' own pink noise (SPEC §4, Table S6).
+    kernel, bias = [w.astype(np.float64) for w in net.model.get_layer('coch_pre').get_weights()]
+    noise = np.stack([pink_noise(48, seed=s) for s in (3, 4)]).astype(np.float64)
+    np.testing.assert_allclose(synth.natural_representation, np.maximum(nat @ kernel + bias, 0), atol=1e-6)
+    np.testing.assert_allclose(synth.initial, np.maximum(noise @ kernel + bias, 0), atol=1e-6)
+    assert 'pink noise' in synth.config()['initial_noise']
+    np.testing.assert_allclose(synth.target, net.activations(nat, ['relu2'])['relu2'].numpy())
+    synth.synthesize(30)
+    assert synth.metamer.shape == (2, 24)
+    assert np.all(synth.loss[-1] < synth.loss[0])
+
+
+def test_matching_the_cochleagram_itself_is_the_distance_to_the_natural_cochleagram():
+    net = coch_toy_network()
+    nat = natural_images(2) - 0.5
+    synth = MetamerSynthesizer(net, nat, 'cochleagram', domain='cochleagram', learning_rate=0.01, log_every=1)
+    x0 = synth.initial.astype(np.float64)
+    target = synth.natural_representation.astype(np.float64)
+    np.testing.assert_array_equal(synth.target, synth.natural_representation)
+    synth.synthesize(1)
+    # loss = |t - x|^2 / 2 per stimulus; its gradient is x - t, whatever the network does after.
+    np.testing.assert_allclose(synth.loss[0], 0.5 * np.sum((target - x0) ** 2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(synth.gradient_norm[0], np.linalg.norm(x0 - target, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(synth.metamer, _adam_first_step(x0, x0 - target, 0.01), rtol=1e-5, atol=1e-7)
+
+
+def test_logged_loss_gradient_and_change_norms_are_the_hand_computed_ones():
+    net = toy_network()
+    nat = natural_images(3)
+    x0 = natural_images(3, seed=5) * 0.1 + 0.5
+    synth = MetamerSynthesizer(net, nat, 'logits', learning_rate=0.003, initial=x0, log_every=4)
+    w = {n: [v.numpy().astype(np.float64) for v in net.model.get_layer(n).weights] for n in ('d1', 'd2', 'logits')}
+    x = x0.astype(np.float64)
+    a1 = x @ w['d1'][0] + w['d1'][1]
+    a2 = np.maximum(a1, 0) @ w['d2'][0] + w['d2'][1]
+    out = np.maximum(a2, 0) @ w['logits'][0] + w['logits'][1]
+    d_out = out - synth.target.astype(np.float64)
+    grad = ((((d_out @ w['logits'][0].T) * (a2 > 0)) @ w['d2'][0].T) * (a1 > 0)) @ w['d1'][0].T
+    synth.synthesize(4)
+    assert synth.loss_steps.tolist() == [0, 4]
+    np.testing.assert_allclose(synth.loss[0], 0.5 * np.sum(d_out ** 2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(synth.gradient_norm[0], np.linalg.norm(grad, axis=1), rtol=1e-5)
+    assert synth.gradient_norm.shape == (2, 3)
+    np.testing.assert_array_equal(synth.change_norm[0], 0.0)
+    np.testing.assert_allclose(synth.change_norm[1], np.linalg.norm(synth.metamer - x, axis=1), rtol=1e-6)
+    assert synth.history['time_s'][0] == 0.0 and synth.history['time_s'][1] > 0.0
+    np.testing.assert_allclose(synth.learning_rates, [0.003, 0.003 * 0.95 ** (4 / 1000)], rtol=1e-6)
+
+
+def test_one_initial_is_the_start_of_every_stimulus_of_the_batch():
+    net = toy_network('audio')
+    start = natural_images(1, seed=7)[0] - 0.5
+    synth = MetamerSynthesizer(net, natural_images(3), 'relu1', initial=start)
+    assert synth.initial.shape == (3, 48)
+    for k in range(3):
+        np.testing.assert_array_equal(synth.initial[k], start)
+        np.testing.assert_array_equal(synth.metamer[k], start)
+    assert synth.config()['initial_noise'] == 'given'
+    with pytest.raises(SynthesisError, match='initial must have shape'):
+        MetamerSynthesizer(net, natural_images(3), 'relu1', initial=np.zeros((2, 48), np.float32))
+
+
+def test_a_diverged_stimulus_keeps_its_record_to_where_it_stopped():
+    net = toy_network('audio')
+    nat = natural_images(2) - 0.5
+    nat[1] *= 1e20  # its loss overflows float32 from the start
+    synth = MetamerSynthesizer(net, nat, 'relu1', learning_rate=0.01, log_every=10)
+    with pytest.warns(RuntimeWarning, match='non-finite by iteration 10'):
+        synth.synthesize(40)
+    bad, good = synth.record(1), synth.record(0)
+    assert bad['status'] == 'diverged' and bad['iterations'] == 10
+    assert 'non-finite by iteration 10' in bad['message'] and '(iteration 0)' in bad['message']
+    assert bad['loss_steps'].tolist() == [0, 10] and bad['snapshot_steps'].tolist() == []
+    np.testing.assert_array_equal(bad['metamer'], synth.initial[1])  # never a finite later state
+    assert good['status'] == 'finished' and good['iterations'] == 40
+    assert good['loss_steps'].tolist() == [0, 10, 20, 30, 40]
+    assert good['snapshot_steps'].tolist() == [10, 20, 30, 40] and good['snapshots'].shape == (4, 48)
+    assert synth.stopped_at == [None, 10] and synth.active.tolist() == [True, False]
+
+
+@pytest.mark.parametrize('changed', [dict(modified_relu=False), dict(learning_rate=0.03),
+                                     dict(procedure='feather2023', learning_rate=0.03),
+                                     dict(layer='relu1')])
+def test_a_synthesizer_never_reuses_the_traced_loop_of_another_run(changed):
+    """Runs on one network share traced functions only when they would trace the same graph."""
+    def run(net, layer='relu2', **kwargs):
+        synth = MetamerSynthesizer(net, natural_images(2), layer, log_every=10, seed=1, **kwargs)
+        synth.synthesize(10)
+        return synth.metamer
+
+    net = toy_network()
+    first = run(net, learning_rate=0.01)
+    second = run(net, **changed)
+    alone = run(toy_network(), **changed)  # the same weights in a network of its own
+    assert not np.array_equal(alone, first)
+    np.testing.assert_array_equal(second, alone)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(step_to_die):
+    def progress(step, total, loss, rate):
+        if step == step_to_die:
+            raise _Killed()
+    return progress
+
+
+def test_a_resumed_batch_keeps_its_stopped_stimulus_as_it_stopped(tmp_path):
+    net = toy_network('audio')
+    nat = natural_images(2) - 0.5
+    nat[1] *= 1e20  # diverges at the first log, step 10
+
+    def fresh():
+        return MetamerSynthesizer(net, nat, 'relu1', learning_rate=0.01, log_every=10)
+
+    with pytest.warns(RuntimeWarning):
+        whole = fresh()
+        whole.synthesize(40)
+        state = str(tmp_path / 'run.state.h5')
+        with pytest.raises(_Killed):
+            fresh().synthesize(40, checkpoint_path=state, progress=_kill_at(30), progress_every=10)
+    resumed, seen = fresh(), []
+    resumed.synthesize(40, checkpoint_path=state, progress=lambda step, *_: seen.append(step), progress_every=10)
+    assert seen == [30, 40]  # resumed at 20 (killed before the save at 30), not started over
+    np.testing.assert_array_equal(resumed.metamer, whole.metamer)
+    np.testing.assert_array_equal(resumed.metamer[1], resumed.initial[1])
+    assert resumed.stopped_at == [None, 10] and resumed.status == 'diverged'
+    for k in range(2):
+        a, b = resumed.record(k), whole.record(k)
+        for key in ('loss', 'loss_steps', 'grad_norm', 'change_norm', 'snapshot_steps', 'snapshots'):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        assert (a['iterations'], a['status'], a['message']) == (b['iterations'], b['status'], b['message'])
+    loaded = MetamerSynthesizer.load(state, net)
+    assert loaded.stopped_at == [None, 10] and loaded.stimulus_status[1] == 'diverged'
+    assert loaded.step == 40 and loaded.learning_rate == 0.01 and loaded.log_every == 10
+
+
+def test_a_state_file_of_an_earlier_version_is_resumed(tmp_path):
+    """States written before issue 20 (no initial_noise / stages in the config) and before stimuli
+    stopped one by one (no active, stopped_at, last_good_steps) still resume, not start over."""
+    import h5py
+    import json
+    net = toy_network()
+    nat = natural_images(2)
+
+    def fresh():
+        return MetamerSynthesizer(net, nat, 'relu1', procedure='feather2023', learning_rate=0.05,
+                                  log_every=10, seed=3)
+
+    whole = fresh()
+    whole.synthesize(40)
+    state = str(tmp_path / 'run.state.h5')
+    with pytest.raises(_Killed):
+        fresh().synthesize(40, checkpoint_path=state, progress=_kill_at(20), progress_every=10)
+    with h5py.File(state, 'a') as f:
+        config = json.loads(f.attrs['config'])
+        del config['initial_noise'], config['stages']
+        f.attrs['config'] = json.dumps(config, sort_keys=True)
+        for name in ('active', 'stopped_at', 'last_good_steps'):
+            del f[name]
+    resumed, seen = fresh(), []
+    resumed.synthesize(40, checkpoint_path=state, progress=lambda step, *_: seen.append(step), progress_every=10)
+    assert seen == [20, 30, 40]  # resumed at 10 (killed before the save at 20), not started over
+    assert resumed.loss_steps.tolist() == [0, 10, 20, 30, 40]
+    np.testing.assert_array_equal(resumed.metamer, whole.metamer)
+    np.testing.assert_array_equal(resumed.loss, whole.loss)
+
+
+def test_each_stimulus_stops_at_the_first_log_where_its_loss_fell_by_less_than_the_threshold():
+    net = toy_network('audio')
+    nat = natural_images(3) - 0.5
+    kwargs = dict(learning_rate=0.01, log_every=10, seed=[1, 2, 3])
+    free = MetamerSynthesizer(net, nat, 'logits', **kwargs)
+    free.synthesize(300)
+    threshold, window = 0.9, 30
+    # The rule written out: (L(s - window) - L(s)) / |L(s - window)| < threshold at a log step s.
+    steps, loss = free.loss_steps.tolist(), free.loss
+    expected = []
+    for k in range(3):
+        stops = [s for i, s in enumerate(steps) if s >= window and
+                 (loss[steps.index(s - window), k] - loss[i, k]) / abs(loss[steps.index(s - window), k]) < threshold]
+        expected.append(stops[0] if stops else None)
+    assert len(set(expected)) > 1 and None not in expected and max(expected) < 300  # a case worth testing
+    stopped = MetamerSynthesizer(net, nat, 'logits', **kwargs)
+    stopped.synthesize(300, stop_threshold=threshold, stop_window=window)
+    assert stopped.stopped_at == expected and stopped.step == max(expected)
+    assert stopped.status == 'converged' and stopped.stimulus_status == ['converged'] * 3
+    assert 'stopped at iteration %d' % max(expected) in stopped.message
+    for k in range(3):
+        record = stopped.record(k)
+        assert record['iterations'] == expected[k] and record['loss_steps'][-1] == expected[k]
+        assert record['snapshot_steps'][-1] == expected[k]
+        np.testing.assert_allclose(record['loss'], loss[:steps.index(expected[k]) + 1, k], rtol=1e-5)
+        np.testing.assert_allclose(record['metamer'], free.snapshots[free.snapshot_steps.index(expected[k])][k],
+                                   atol=1e-5)
+    with pytest.raises(SynthesisError, match='multiple of log_every'):
+        MetamerSynthesizer(net, nat, 'logits', **kwargs).synthesize(100, stop_threshold=0.1, stop_window=15)
+
+
+def test_progress_reports_the_mean_loss_of_the_step_it_just_took():
+    net = toy_network('audio')
+    synth = MetamerSynthesizer(net, natural_images(2) - 0.5, 'relu1', learning_rate=0.01, log_every=1)
+    calls = []
+    synth.synthesize(5, progress=lambda *args: calls.append(args), progress_every=1)
+    assert [c[:2] for c in calls] == [(s, 5) for s in range(1, 6)]
+    # The loss of the update that led to step s is the one logged at step s - 1; the mean over the batch.
+    np.testing.assert_allclose([c[2] for c in calls], synth.loss[:5].mean(axis=1), rtol=1e-5)
+    assert all(c[3] > 0 for c in calls)
+
+
+def test_the_default_length_is_the_networks_for_2019_and_the_schedule_for_2023():
+    net = toy_network('audio')
+    net.default_iterations = 7
+    synth = MetamerSynthesizer(net, natural_images(1), 'relu1', log_every=0)
+    synth.synthesize()
+    assert synth.step == 7 and synth.loss_steps.tolist() == [0, 7] and synth.snapshot_steps == [7]
+    synth2023 = MetamerSynthesizer(net, natural_images(1), 'relu1', procedure='feather2023',
+                                   stage_iterations=2, stages=3, log_every=0)
+    synth2023.synthesize()
+    assert synth2023.step == 6
+    none = MetamerSynthesizer(net, natural_images(1), 'relu1', log_every=5)
+    none.synthesize(0)
+    assert none.loss_steps.tolist() == [0] and none.step == 0 and none.status == 'finished'
+    with pytest.raises(SynthesisError, match='iterations must be >= 0'):
+        none.synthesize(-1)
+
+
+def test_pink_noise_of_an_odd_length_is_the_originals_recipe():
+    """make_pink_noise(T) of the original for odd T: T // 2 + 2 rFFT bins, the last sample dropped."""
+    n, seed = 47, 2
+    rng = np.random.RandomState(seed)
+    bins = rng.randn(n // 2 + 2) + 1j * rng.randn(n // 2 + 2)
+    wave = np.fft.irfft(bins / np.sqrt(np.arange(n // 2 + 2) + 1.0))[:-1]
+    wave = wave * 0.1 / np.sqrt(np.mean(wave ** 2))
+    mine = pink_noise(n, seed=seed)
+    assert mine.shape == (n,) and mine.dtype == np.float32
+    np.testing.assert_allclose(mine, (wave - wave.mean()) * 0.1, rtol=1e-5, atol=1e-8)
+
+
+def test_the_default_log_interval_is_the_papers_1000():
+    synth = MetamerSynthesizer(toy_network('audio'), natural_images(1), 'relu1')
+    synth.synthesize(2000)
+    assert synth.loss_steps.tolist() == [0, 1000, 2000] and synth.snapshot_steps == [1000, 2000]
+    assert synth.config()['log_every'] == 1000
+
+
+def test_natural_stimuli_of_the_wrong_shape_or_an_uneven_split_are_refused_in_one_line():
+    import types
+    net = toy_network()
+    with pytest.raises(SynthesisError, match=r'must have shape \(48,\) or \[batch\] \+ that, got \(2, 47\)'):
+        MetamerSynthesizer(net, np.zeros((2, 47), np.float32), 'relu1')
+    two_replicas = types.SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(SynthesisError, match='batch of 3 stimuli does not split evenly over 2 replicas'):
+        MetamerSynthesizer(net, natural_images(3), 'relu1', strategy=two_replicas)
+
+
+def test_a_strategy_given_is_the_one_the_loop_runs_under():
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+    with strategy.scope():
+        net = toy_network()
+    runs = []
+    real_run = strategy.run
+    strategy.run = lambda fn, args=(), **kw: runs.append(fn) or real_run(fn, args=args, **kw)
+    synth = MetamerSynthesizer(net, natural_images(2), 'relu2', log_every=10, strategy=strategy)
+    synth.synthesize(10)
+    assert runs and synth.strategy is strategy

@@ -296,9 +296,12 @@ class MetamerSynthesizer:
         total = tf.add_n(list(strategy.experimental_local_results(total)))
         return gather(x), state_out, total
 
-    def _log(self):
+    def _log(self, since=None):
+        """Log the current step; ``since``: ``perf_counter()`` when the updates that reached it began."""
         per, gnorm = self._evaluate(self._x, tf.constant(self.target))
-        x = self._x.numpy()
+        x = self._x.numpy()  # waits for those updates
+        # The time logged at a step includes the updates that reached it (not yet in _elapsed).
+        elapsed = self._elapsed + (time.perf_counter() - since if since is not None else 0.0)
         loss = per.numpy()
         change = np.sqrt(np.sum((x - self._prev_logged_x).reshape(self.batch_size, -1).astype(np.float64) ** 2,
                                 axis=1))
@@ -308,7 +311,7 @@ class MetamerSynthesizer:
         self.history['grad_norm'].append(gnorm.numpy())
         self.history['change_norm'].append(change)
         self.history['learning_rate'].append(float(self.procedure.step_size(self.step).numpy()))
-        self.history['time_s'].append(self._elapsed)
+        self.history['time_s'].append(elapsed)
         finite = np.isfinite(loss) & np.all(np.isfinite(x.reshape(self.batch_size, -1)), axis=1)
         good_steps, good_x = self._last_good
         where = finite.reshape((-1,) + (1,) * (x.ndim - 1))
@@ -398,7 +401,7 @@ class MetamerSynthesizer:
             self.step += n
             at_log = (self.log_every and self.step % self.log_every == 0) or self.step == iterations
             if at_log:
-                loss, finite = self._log()
+                loss, finite = self._log(since=t0)
             self._elapsed += time.perf_counter() - t0
             if at_log and not np.all(finite[self.active]):
                 self._stop_diverged(self.active & ~finite)
