@@ -454,7 +454,7 @@ def test_a_diverged_stimulus_keeps_its_record_to_where_it_stopped():
     assert 'non-finite by iteration 10' in bad['message'] and '(iteration 0)' in bad['message']
     assert bad['loss_steps'].tolist() == [0, 10] and bad['snapshot_steps'].tolist() == []
     np.testing.assert_array_equal(bad['metamer'], synth.initial[1])  # never a finite later state
-    assert good['status'] == 'finished' and good['iterations'] == 40
+    assert good['status'] == 'finished' and good['iterations'] == 40 and good['message'] == ''
     assert good['loss_steps'].tolist() == [0, 10, 20, 30, 40]
     assert good['snapshot_steps'].tolist() == [10, 20, 30, 40] and good['snapshots'].shape == (4, 48)
     assert synth.stopped_at == [None, 10] and synth.active.tolist() == [True, False]
@@ -648,3 +648,52 @@ def test_a_strategy_given_is_the_one_the_loop_runs_under():
     synth = MetamerSynthesizer(net, natural_images(2), 'relu2', log_every=10, strategy=strategy)
     synth.synthesize(10)
     assert runs and synth.strategy is strategy
+
+
+def test_a_checkpoint_path_that_is_no_state_file_is_refused_in_one_line(tmp_path):
+    import h5py
+    net = toy_network()
+    other = str(tmp_path / 'other.h5')
+    with h5py.File(other, 'w') as f:
+        f['x'] = np.zeros(3)
+    with pytest.raises(SynthesisError, match='other.h5 is not a synthesis state file; delete it'):
+        MetamerSynthesizer(net, natural_images(1), 'relu1').synthesize(10, checkpoint_path=other)
+    garbage = tmp_path / 'garbage.h5'
+    garbage.write_bytes(b'not hdf5 at all')
+    with pytest.raises(SynthesisError, match='cannot read synthesis state .*garbage.h5 .*delete it to start over'):
+        MetamerSynthesizer(net, natural_images(1), 'relu1').synthesize(10, checkpoint_path=str(garbage))
+
+
+def test_iterations_per_second_of_a_history():
+    from model_metamers.synthesis.synthesizer import iterations_per_second
+    assert iterations_per_second({'step': [0, 500, 1000], 'time_s': [0.0, 1.0, 4.0]}) == 250.0
+    assert np.isnan(iterations_per_second({'step': [0], 'time_s': [0.0]}))
+    assert np.isnan(iterations_per_second({'step': [0, 10], 'time_s': [0.0, 0.0]}))
+
+
+def test_load_rebuilds_a_2023_run_with_its_own_schedule(tmp_path):
+    net = toy_network('audio')
+    nat = natural_images(2) - 0.5
+    kwargs = dict(procedure='feather2023', learning_rate=0.05, stage_iterations=4, stages=3, log_every=2,
+                  modified_relu=False, seed=[5, 6])
+    whole = MetamerSynthesizer(net, nat, 'relu1', **kwargs)
+    whole.synthesize()
+    state = str(tmp_path / 'run.state.h5')
+    with pytest.raises(_Killed):
+        MetamerSynthesizer(net, nat, 'relu1', **kwargs).synthesize(checkpoint_path=state, progress=_kill_at(6),
+                                                                    progress_every=2)
+    loaded = MetamerSynthesizer.load(state, net)
+    assert loaded.step == 4 and loaded.procedure.config() == whole.procedure.config()
+    assert (loaded.seeds, loaded.modified_relu, loaded.log_every) == ([5, 6], False, 2)
+    loaded.synthesize()
+    assert loaded.step == 12
+    np.testing.assert_array_equal(loaded.metamer, whole.metamer)
+    np.testing.assert_array_equal(loaded.learning_rates, whole.learning_rates)
+
+
+def test_the_largest_seed_numpy_takes_is_accepted_and_draws_its_noise():
+    seed = 2 ** 32 - 1  # numpy's RandomState takes 0 .. 2**32 - 1
+    synth = MetamerSynthesizer(toy_network(), natural_images(2), 'relu1', seed=[seed, 1000])
+    assert synth.seeds == [seed, 1000]
+    for k, s in enumerate((seed, 1000)):
+        np.testing.assert_allclose(synth.initial[k], np.random.RandomState(s).rand(48) * 0.1 + 0.5, rtol=1e-6)
