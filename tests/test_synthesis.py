@@ -697,3 +697,18 @@ def test_the_largest_seed_numpy_takes_is_accepted_and_draws_its_noise():
     assert synth.seeds == [seed, 1000]
     for k, s in enumerate((seed, 1000)):
         np.testing.assert_allclose(synth.initial[k], np.random.RandomState(s).rand(48) * 0.1 + 0.5, rtol=1e-6)
+
+
+def test_logs_stay_on_their_interval_whatever_the_progress_and_checkpoint_intervals(tmp_path):
+    net = toy_network('audio')
+    nat = natural_images(2) - 0.5
+    plain = MetamerSynthesizer(net, nat, 'relu1', log_every=10, learning_rate=0.01)
+    plain.synthesize(30)
+    seen = []
+    mixed = MetamerSynthesizer(net, nat, 'relu1', log_every=10, learning_rate=0.01)
+    mixed.synthesize(30, progress=lambda step, *_: seen.append(step), progress_every=4,
+                     checkpoint_path=str(tmp_path / 'state.h5'), checkpoint_every=7)
+    assert mixed.loss_steps.tolist() == [0, 10, 20, 30] and mixed.snapshot_steps == [10, 20, 30]
+    assert {4, 8, 12, 16, 20, 24, 28} <= set(seen) and seen[-1] == 30
+    np.testing.assert_array_equal(mixed.metamer, plain.metamer)
+    np.testing.assert_array_equal(mixed.loss, plain.loss)
