@@ -149,3 +149,82 @@ def test_groups_without_a_spearman_dataset_are_not_layers_of_the_null(tmp_path):
         f.create_dataset('notes', data=[1.0])
     null = validation.load_null(path)
     assert list(null) == ['relu1'] and np.max(null['relu1']) == pytest.approx(0.4)
+
+
+# ------------------------------------------------------------------ issue 25, fourth mutation pass
+def test_cochleagram_metamers_are_measured_from_the_cochleagram_on():
+    from tests.test_synthesis import coch_toy_network
+    net = coch_toy_network()
+    rng = np.random.RandomState(3)
+    nat = np.maximum(rng.randn(2, 24), 0).astype(np.float32)  # cochleagrams, not waveforms
+    met = np.maximum(nat + 0.5 * rng.randn(2, 24), 0).astype(np.float32)
+    res = validation.validate(net, nat, met, 'relu2', layers=['input', 'cochleagram', 'relu2'],
+                              from_stage='cochleagram')
+    # The waveform stage before the cochleagram is not computed from it; the logits are added.
+    assert list(res[0].spearman_layers) == ['cochleagram', 'relu2', 'logits']
+    for k in range(2):
+        assert res[k].spearman_layers['cochleagram'] == pytest.approx(
+            scipy.stats.spearmanr(nat[k], met[k]).correlation, abs=1e-9)
+        relu2 = [net.activations(x[k:k + 1], ['relu2'], from_stage='cochleagram')['relu2'].numpy().ravel()
+                 for x in (nat, met)]
+        assert res[k].spearman_matched == pytest.approx(scipy.stats.spearmanr(*relu2).correlation, abs=1e-9)
+    default = validation.validate(net, nat, met, 'relu2', from_stage='cochleagram')
+    assert list(default[0].spearman_layers) == ['cochleagram', 'relu2', 'logits']
+
+
+def test_a_null_is_found_under_the_stage_name_or_the_alias_asked_for():
+    net = toy_network()
+    net.aliases['first_relu'] = 'relu1'
+    nat = natural_images(1)
+    by_stage = validation.validate(net, nat, nat, 'first_relu', null={'relu1': np.array([0.2, 0.3])})
+    by_alias = validation.validate(net, nat, nat, 'first_relu', null={'first_relu': np.array([0.4])})
+    assert by_stage[0].null_max == pytest.approx(0.3) and by_alias[0].null_max == pytest.approx(0.4)
+    assert validation.null_threshold({'relu1': np.array([0.1, 0.6])}, net, 'first_relu') == pytest.approx(0.6)
+    assert np.isnan(validation.null_threshold(None, net, 'relu1'))
+    with pytest.raises(ValueError, match="no layer 'relu2' \\(it has relu1\\)"):
+        validation.null_threshold({'relu1': np.array([0.1])}, net, 'relu2')
+
+
+def test_without_a_null_a_network_without_classes_passes_nothing():
+    net = toy_network()
+    net.info['has_classes'] = False
+    nat = natural_images(2)
+    for criterion in ('feather2019', 'feather2023'):
+        res = validation.validate(net, nat, nat, 'relu1', criterion=criterion)
+        assert [(r.same_class, r.passed) for r in res] == [(None, False)] * 2
+        assert all('no null' in r.criterion and np.isnan(r.null_max) for r in res)
+
+
+def test_the_2023_criterion_without_a_null_is_the_class_alone():
+    net = toy_network()
+    nat = natural_images(2)
+    other = natural_images(2, seed=8)
+    res = validation.validate(net, nat, other, 'relu1', criterion='feather2023')
+    classes = [int(np.argmax(z)) for z in net.logits(nat).numpy()], [int(np.argmax(z)) for z in net.logits(other).numpy()]
+    for k, r in enumerate(res):
+        assert (r.natural_class, r.metamer_class) == (classes[0][k], classes[1][k])
+        assert r.passed == (classes[0][k] == classes[1][k]) and r.procedure == 'feather2023'
+        assert np.isnan(r.null_max) and np.isnan(r.null_max_pearson) and np.isnan(r.null_max_snr_db)
+        assert 'no null' in r.criterion and 'argmax' in r.class_task
+    with pytest.raises(ValueError, match='unknown validation criterion .*feather2019 or feather2023'):
+        validation.validate(net, nat, nat, 'relu1', criterion='feather2021')
+    with pytest.raises(ValueError, match='the 2023 criterion needs'):
+        validation.validate(net, nat, nat, 'relu1', null={'relu1': np.array([0.1])}, criterion='feather2023')
+
+
+def test_classes_come_from_the_logits_whatever_the_layers_measured():
+    net = toy_network()
+    nat, met = natural_images(2), natural_images(2, seed=8)
+    res = validation.validate(net, nat, met, 'relu1', layers=['relu2'])
+    assert list(res[0].spearman_layers) == ['relu2', 'logits', 'relu1']
+    for k in range(2):
+        assert res[k].natural_class == int(np.argmax(net.logits(nat[k:k + 1]).numpy()))
+        assert res[k].metamer_class == int(np.argmax(net.logits(met[k:k + 1]).numpy()))
+    assert {r.natural_class for r in res} | {r.metamer_class for r in res} != {0}  # not the default
+
+
+def test_the_2019_threshold_of_a_null_loaded_with_its_measures_is_its_spearman_maximum():
+    net = toy_network()
+    null = {'relu1': {'spearman': np.array([0.1, 0.35]), 'pearson': np.array([0.9]),
+                      'snr_db_2023': np.array([7.0])}}
+    assert validation.null_threshold(null, net, 'relu1') == pytest.approx(0.35)
