@@ -539,6 +539,7 @@ def test_a_state_file_of_an_earlier_version_is_resumed(tmp_path):
     with h5py.File(state, 'a') as f:
         config = json.loads(f.attrs['config'])
         del config['initial_noise'], config['stages']
+        config['package_version'] = '0.0.1'  # another version of this package wrote it
         f.attrs['config'] = json.dumps(config, sort_keys=True)
         for name in ('active', 'stopped_at', 'last_good_steps'):
             del f[name]
@@ -712,3 +713,17 @@ def test_logs_stay_on_their_interval_whatever_the_progress_and_checkpoint_interv
     assert {4, 8, 12, 16, 20, 24, 28} <= set(seen) and seen[-1] == 30
     np.testing.assert_array_equal(mixed.metamer, plain.metamer)
     np.testing.assert_array_equal(mixed.loss, plain.loss)
+
+
+def test_a_state_at_exactly_the_iterations_asked_for_is_the_finished_run(tmp_path):
+    """A run killed after its last save (before its results were written) is taken as it is."""
+    net = toy_network()
+    nat = natural_images(2)
+    state = str(tmp_path / 'run.state.h5')
+    first = MetamerSynthesizer(net, nat, 'relu1', log_every=10)
+    first.synthesize(30, checkpoint_path=state)
+    again, seen = MetamerSynthesizer(net, nat, 'relu1', log_every=10), []
+    again.synthesize(30, checkpoint_path=state, progress=lambda step, *_: seen.append(step), progress_every=10)
+    assert seen == [] and again.step == 30
+    np.testing.assert_array_equal(again.metamer, first.metamer)
+    np.testing.assert_array_equal(again.loss, first.loss)
