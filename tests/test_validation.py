@@ -228,3 +228,27 @@ def test_the_2019_threshold_of_a_null_loaded_with_its_measures_is_its_spearman_m
     null = {'relu1': {'spearman': np.array([0.1, 0.35]), 'pearson': np.array([0.9]),
                       'snr_db_2023': np.array([7.0])}}
     assert validation.null_threshold(null, net, 'relu1') == pytest.approx(0.35)
+
+
+def test_the_16_way_task_skips_a_background_logit():
+    """Networks with 1001 logits (class 0 the background, info['logit_offset'] = 1) map class i + 1."""
+    import keras
+    from model_metamers import resources
+    from model_metamers.networks.base import MetamerNetwork
+    inp = keras.Input((1001,))
+    relu = keras.layers.ReLU(name='r')(inp)
+    logits = keras.layers.Identity(name='logits')(relu)
+    net = MetamerNetwork('toy_16way_1001', inp, {'relu': relu, 'logits': logits}, ['relu', 'logits'],
+                         ['background'] + resources.imagenet_classes(), 'image', info={'logit_offset': 1})
+    knife, dog = 499, resources.imagenet_16class_indices()['dog'][0]
+    natural = np.zeros((1, 1001), np.float32)
+    natural[0, knife + 1] = 1.0  # ImageNet class 499 is logit 500
+    metamer = np.zeros((1, 1001), np.float32)
+    metamer[0, dog + 1] = 1.0
+    res = validation.validate(net, natural, metamer, 'relu', criterion='feather2023')[0]
+    assert (res.natural_class, res.metamer_class, res.same_class) == ('knife', 'dog', False)
+    null = {'relu': {'spearman': np.array([0.0]), 'pearson': np.array([0.0]), 'snr_db_2023': np.array([-5.0])}}
+    judged = validation.validate(net, natural, natural, 'relu', null=null, criterion='feather2023')[0]
+    assert judged.passed and judged.natural_class == 'knife'
+    assert judged.criterion == 'same class (16-category (force_16_choice)) and spearman, pearson, dB SNR (2023) ' \
+                               'each >= null max'
