@@ -200,7 +200,7 @@ def test_the_2023_criterion_without_a_null_is_the_class_alone():
     nat = natural_images(2)
     other = natural_images(2, seed=8)
     res = validation.validate(net, nat, other, 'relu1', criterion='feather2023')
-    classes = [int(np.argmax(z)) for z in net.logits(nat).numpy()], [int(np.argmax(z)) for z in net.logits(other).numpy()]
+    classes = [[int(np.argmax(z)) for z in net.logits(x).numpy()] for x in (nat, other)]
     for k, r in enumerate(res):
         assert (r.natural_class, r.metamer_class) == (classes[0][k], classes[1][k])
         assert r.passed == (classes[0][k] == classes[1][k]) and r.procedure == 'feather2023'
