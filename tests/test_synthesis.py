@@ -471,7 +471,7 @@ def test_a_synthesizer_never_reuses_the_traced_loop_of_another_run(changed):
         return synth.metamer
 
     net = toy_network()
-    first = run(net, learning_rate=0.01)
+    first = run(net)  # the defaults: modified ReLU, feather2019 at 0.001, relu2
     second = run(net, **changed)
     alone = run(toy_network(), **changed)  # the same weights in a network of its own
     assert not np.array_equal(alone, first)
