@@ -266,6 +266,7 @@ def test_stage_names_and_shapes(reference_word):
 
 def test_defaults_of_the_original():
     graph = CochleagramGraph(8000, 16000)
+    assert graph.sr == 16000 and graph.signal_length == 8000
     assert graph.n_filters == tc.num_filters(40, 4, True, True) == 163
     assert graph.output_shape == (163, 200, 1)
     assert graph.params['compression'] == 'clipped_point3' and not graph.rfft
@@ -280,6 +281,9 @@ def test_defaults_of_the_original():
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='log'), 'compression'),
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, ENVSR=200), 'unknown'),
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='linear'), 'linear_params'),
+    # The original pads the filters but not the signal on the rFFT path: refused, not misaligned.
+    (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, rFFT=True, pad_factor=2),
+     'pad_factor is only supported with rFFT=False'),
 ])
 def test_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
