@@ -716,8 +716,10 @@ def test_cochleagram_layer_shape_config_and_refusals():
     20 kHz, tests/reference/README.md) known before it is built; no weights, whatever the config
     says; its config rebuilds the same layer (custom arrays left out); bad inputs refused."""
     import keras
-    layer = tc.Cochleagram(20000, **tc.WORD_CONFIG)
+    layer = tc.Cochleagram(**tc.WORD_CONFIG)  # 20 kHz unless told otherwise
     assert layer.name == 'cochleagram'
+    # The name saved .keras files record (and plain keras.models.load_model looks up).
+    assert keras.saving.get_registered_name(tc.Cochleagram) == 'tfcochleagram>Cochleagram'
     assert layer.compute_output_shape((None, 40000)) == (None, 211, 400, 1)
     config = layer.get_config()
     assert config['sr'] == 20000 and config['N'] == 50 and config['ENV_SR'] == 200
