@@ -41,6 +41,12 @@ def test_expand_inputs_keeps_named_files_and_reads_folders_in_order(tmp_path):
     named = tmp_path / 'notes.txt'
     assert stimuli.expand_inputs([tmp_path, '', str(named)], 'audio') == [
         str(tmp_path / 'a.wav'), str(tmp_path / 'b.WAV'), str(named)]
+    other = tmp_path / 'more'
+    other.mkdir()
+    (other / 'c.flac').write_bytes(b'')
+    # Everything named before a folder is kept: a file, and another folder's files.
+    assert stimuli.expand_inputs([str(named), str(other), str(tmp_path)], 'audio') == [
+        str(named), str(other / 'c.flac'), str(tmp_path / 'a.wav'), str(tmp_path / 'b.WAV')]
     with pytest.raises(GenerationError, match=r'holds no image files \(\.png.*give a folder of images'):
         stimuli.expand_inputs([tmp_path], 'image')
 
