@@ -66,6 +66,16 @@ def test_output_contract(generated, sounds):
             assert g['snapshots'].shape == (3, 4000)
             assert g.attrs['spearman_matched'] > 0.9
             assert list(g['spearman_layers'][()].astype(str)) == ['relu1', 'relu2', 'logits']
+        # Each stimulus' own record: its layer, the layer's place among the network's metamer
+        # layers (relu1, relu2, logits: readers order layers by it), its outcome and last loss.
+        with h5py.File(os.path.join(folder, stem + '.h5'), 'r') as f:
+            for layer, index in (('relu1', 0), ('logits', 2)):
+                attrs = f[layer].attrs
+                assert (attrs['layer'], attrs['layer_index']) == (layer, index)
+                assert attrs['final_loss'] == f[layer]['loss'][-1] and attrs['elapsed_s'] > 0
+                assert 'status' in attrs and 'message' in attrs and 'matched_as' in attrs
+            # By default a ReLU layer is matched through the modified ReLU (the paper's choice).
+            assert 'modified ReLU' in str(f['relu1'].attrs['matched_as'])
         assert os.path.exists(os.path.join(folder, stem + '_relu1.wav'))
         assert os.path.exists(os.path.join(folder, stem + '_natural.wav'))
         assert os.path.exists(os.path.join(folder, stem + '_figure.png'))

@@ -184,6 +184,9 @@ def test_cochleagram_domain_through_generation(tmp_path):
     with h5py.File(str(tmp_path / 'out' / 'kws_2d' / 'yes.h5'), 'r') as f:
         for layer in ('cochleagram', 'conv_0'):
             assert f[layer + '/metamer'].shape == f[layer + '/natural'].shape == (52, 100, 1)
+            # The sound itself is kept beside the cochleagrams, as loaded (1 s, RMS 0.1).
+            waveform = f[layer + '/natural_waveform'][()]
+            assert waveform.shape == (16000,) and np.sqrt(np.mean(waveform ** 2)) == pytest.approx(0.1, rel=1e-3)
             measured = [n.decode() for n in f[layer + '/spearman_layers'][()]]
             assert measured == ['cochleagram', 'conv_0', 'conv_1', 'fc_intermediate', 'logits']
             rho = f[layer + '/spearman_all_layers'][()]

@@ -39,3 +39,15 @@ def test_environment_switch_keeps_tf32(monkeypatch):
         monkeypatch.delenv(precision.ENV_SWITCH)
         assert precision.use_full_float32() is True
     assert not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+@pytest.mark.parametrize('value,keep', [('1', True), ('true', True), (' Yes ', True), ('ON', True),
+                                        ('', False), ('0', False), ('false', False), ('no', False)])
+def test_which_values_of_the_switch_keep_tf32(value, keep, monkeypatch):
+    """``MODEL_METAMERS_TF32``: 1/true/yes/on (any case, spaces around) keep TensorFloat-32;
+    anything else, or no variable, turns it off."""
+    monkeypatch.setenv(precision.ENV_SWITCH, value)
+    assert precision.ENV_SWITCH == 'MODEL_METAMERS_TF32'  # the name the README documents
+    assert precision.tf32_requested() is keep
+    monkeypatch.delenv(precision.ENV_SWITCH)
+    assert precision.tf32_requested() is False

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.signal
 import tensorflow as tf
 
 import tfcochleagram as tc
@@ -265,6 +266,7 @@ def test_stage_names_and_shapes(reference_word):
 
 def test_defaults_of_the_original():
     graph = CochleagramGraph(8000, 16000)
+    assert graph.sr == 16000 and graph.signal_length == 8000
     assert graph.n_filters == tc.num_filters(40, 4, True, True) == 163
     assert graph.output_shape == (163, 200, 1)
     assert graph.params['compression'] == 'clipped_point3' and not graph.rfft
@@ -279,6 +281,9 @@ def test_defaults_of_the_original():
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='log'), 'compression'),
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, ENVSR=200), 'unknown'),
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='linear'), 'linear_params'),
+    # The original pads the filters but not the signal on the rFFT path: refused, not misaligned.
+    (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, rFFT=True, pad_factor=2),
+     'pad_factor is only supported with rFFT=False'),
 ])
 def test_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -563,3 +568,174 @@ def test_pycochleagram_downsampling_filter_design():
     identity = tc.make_downsample_filter(16000, 16000, pycoch_downsamp=True)
     assert identity.shape == (21,) and identity.sum() == 1 and np.count_nonzero(identity) == 1
     assert tc.make_downsample_filter(20000, 200).shape == (1001,)  # the original's default window
+
+
+# A small front end (8 kHz, 0.5 s) for the options the word networks do not use.
+SMALL = dict(ENV_SR=400, N=10, LOW_LIM=100, HIGH_LIM=3000, compression='none')
+
+
+def _two_waveforms():
+    """Two waveforms of other offsets and levels (one per row), float32 [2, 4000]."""
+    rng = np.random.RandomState(3)
+    x = rng.randn(2, 4000)
+    x[0] = 0.5 + 0.1 * x[0]
+    x[1] = -0.2 + 3.0 * x[1]
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize('rfft', [True, False])
+def test_mean_subtract_and_rms_normalize_act_on_each_waveform(rfft):
+    """The original's preprocessing: ``mean_subtract`` removes each waveform's own mean,
+    ``rms_normalize`` divides each by its own RMS (so RMS 1), in that order; the cochleagram
+    is that of the processed waveform."""
+    x = _two_waveforms()
+    x64 = x.astype(np.float64)
+    centred = x64 - x64.mean(axis=1, keepdims=True)
+    rms = np.sqrt(np.mean(x64 ** 2, axis=1, keepdims=True))
+    both = centred / np.sqrt(np.mean(centred ** 2, axis=1, keepdims=True))
+    for options, expected in (({'mean_subtract': True}, centred), ({'rms_normalize': True}, x64 / rms),
+                              ({'mean_subtract': True, 'rms_normalize': True}, both)):
+        stages = tc.cochleagram_stages(x, 8000, rFFT=rfft, **options, **SMALL)
+        np.testing.assert_allclose(stages['input_signal'].numpy(), expected, rtol=1e-4, atol=1e-5)
+        coch = tc.cochleagram(x, 8000, rFFT=rfft, **options, **SMALL).numpy()
+        plain = tc.cochleagram(expected.astype(np.float32), 8000, rFFT=rfft, **SMALL).numpy()
+        np.testing.assert_allclose(coch, plain, rtol=0, atol=1e-4 * np.abs(plain).max())
+    assert np.abs(both.mean(axis=1)).max() < 1e-12 and np.allclose(np.mean(both ** 2, axis=1), 1)
+    plain = tc.cochleagram_stages(x, 8000, rFFT=rfft, **SMALL)['input_signal'].numpy()
+    np.testing.assert_array_equal(plain, x)  # neither by default
+
+
+@pytest.mark.parametrize('rfft', [True, False])
+def test_smooth_abs_is_the_modulus_with_a_floor(rfft):
+    """``SMOOTH_ABS``: ``sqrt(1e-10 + re^2 + im^2)`` of the analytic subbands (the original's
+    formula), in the called graph as in its stages; silence gives envelopes of 1e-5."""
+    graph = CochleagramGraph(4000, 8000, rFFT=rfft, SMOOTH_ABS=True, **SMALL)
+    silence = np.zeros((1, 4000), np.float32)
+    stages = graph.stages(silence)
+    np.testing.assert_allclose(stages['envelopes_abs'].numpy(), 1e-5, rtol=1e-6)
+    called = graph(silence).numpy()
+    np.testing.assert_allclose(called, stages['cochleagram'].numpy(), rtol=1e-6)
+    assert called.min() > 0.9e-5  # the taps sum to ~1: the floor survives the downsampling
+    x = _two_waveforms()
+    sharp = tc.cochleagram_stages(x, 8000, rFFT=rfft, **SMALL)['envelopes_abs'].numpy()
+    smooth = graph.stages(x)['envelopes_abs'].numpy()
+    np.testing.assert_allclose(smooth, np.sqrt(1e-10 + sharp.astype(np.float64) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(graph(x).numpy(), graph.stages(x)['cochleagram'].numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('rfft', [True, False])
+def test_filters_of_ones_give_the_hilbert_envelope(rfft):
+    """Custom filters: a filter of ones passes the whole spectrum, so its envelope is the
+    modulus of the analytic signal (scipy.signal.hilbert) on the complex path, half of it on
+    the rFFT path (the original's quirk: positive frequencies not doubled); a zero filter gives
+    zero. Tones on FFT bins, no DC or Nyquist content, where the two conventions differ."""
+    T, sr = 4000, 8000
+    t = np.arange(T) / sr
+    x = (np.sin(2 * np.pi * 500 * t) + 0.5 * np.cos(2 * np.pi * 520 * t + 0.3))[None].astype(np.float32)
+    filters = np.stack([np.ones(T), np.zeros(T)])
+    stages = tc.cochleagram_stages(x, sr, rFFT=rfft, custom_filts=filters, **SMALL)
+    envelopes = stages['envelopes_abs'].numpy()[0, :, :, 0]
+    expected = np.abs(scipy.signal.hilbert(x[0].astype(np.float64))) / (2 if rfft else 1)
+    np.testing.assert_allclose(envelopes[0], expected, rtol=0, atol=1e-5)
+    assert np.all(envelopes[1] == 0)
+    with pytest.raises(ValueError, match=r'custom_filts must be \[n_filters, 4000\]'):
+        tc.cochleagram(x, sr, rFFT=rfft, custom_filts=filters[:, :2001], **SMALL)
+
+
+def test_padded_complex_path_is_numpy_analytic_envelopes():
+    """``pad_factor`` (complex path): the waveform zero-padded to ``pad_factor * T``, the
+    filters made for that length, the analytic spectrum (positive bins doubled, DC and negative
+    bins zero) inverted, and the first T samples kept, as numpy computes it here."""
+    T, sr, pad = 2000, 8000, 3
+    x = _two_waveforms()[:, :T]
+    filts, _, _ = tc.make_erb_cos_filters_nx(T, sr, 10, 100, 3000, 4, padding_size=(pad - 1) * T,
+                                            full_filter=True, no_lowpass=True, no_highpass=True)
+    spectrum = np.fft.fft(np.pad(x.astype(np.float64), [(0, 0), (0, (pad - 1) * T)]))
+    step = 2.0 * (np.fft.fftfreq(pad * T) > 0)
+    analytic = np.fft.ifft(filts[None] * (spectrum * step)[:, None, :])[:, :, :T]
+    stages = tc.cochleagram_stages(x, sr, rFFT=False, pad_factor=pad, **SMALL)
+    envelopes = stages['envelopes_abs'].numpy()[..., 0]
+    assert envelopes.shape == (2, filts.shape[0], T)
+    np.testing.assert_allclose(envelopes, np.abs(analytic), rtol=0, atol=1e-5 * np.abs(analytic).max())
+
+
+def _tf1_bilinear(image, size):
+    """TF1's bilinear resize (align_corners=False, no half-pixel centres) of [batch, h, w, 1]."""
+    def axis_weights(n_in, n_out):
+        src = np.arange(n_out) * (n_in / n_out)
+        lo = np.floor(src).astype(int)
+        return lo, np.minimum(lo + 1, n_in - 1), src - lo
+    r0, r1, fr = axis_weights(image.shape[1], size)
+    c0, c1, fc = axis_weights(image.shape[2], size)
+    rows = image[:, r0] * (1 - fr)[None, :, None, None] + image[:, r1] * fr[None, :, None, None]
+    return rows[:, :, c0] * (1 - fc)[None, None, :, None] + rows[:, :, c1] * fc[None, None, :, None]
+
+
+def test_reshape_kell2018_scales_the_batch_to_0_255_and_resizes_to_256():
+    """``reshape_kell2018``: the cochleagram min-max scaled to [0, 255] over the whole batch,
+    then resized to 256 x 256 with TF1's bilinear rule, as the original did."""
+    x = _two_waveforms()
+    graph = CochleagramGraph(4000, 8000, rFFT=True, reshape_kell2018=True, **SMALL)
+    assert graph.output_shape == (256, 256, 1)
+    stages = graph.stages(x)
+    coch = stages['cochleagram_no_compression'].numpy().astype(np.float64)
+    scaled = 255 * (coch - coch.min()) / (coch.max() - coch.min())
+    np.testing.assert_allclose(stages['scaled_cochleagram'].numpy(), scaled, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(stages['cochleagram'].numpy(), _tf1_bilinear(scaled, 256), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(graph(x).numpy(), stages['cochleagram'].numpy(), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize('rfft', [True, False])
+def test_each_stage_holds_what_its_name_says(rfft):
+    """Every stage of ``cochleagram_stages`` against numpy applied to the stage before it:
+    the time-domain subbands are the inverse FFT of the subbands, the envelopes the modulus
+    of the inverse FFT of their spectrum, the uncompressed cochleagram the rectified
+    pre-ReLU one."""
+    x = _two_waveforms()
+    stages = {k: v.numpy() for k, v in tc.cochleagram_stages(x, 8000, rFFT=rfft, **SMALL).items()}
+    n = stages['subbands'].shape[1]
+    bins = 2001 if rfft else 4000
+    assert stages['fft_input'].shape == (2, 1, bins) and stages['subbands'].shape == (2, n, bins)
+    spectrum = (np.fft.rfft if rfft else np.fft.fft)(x.astype(np.float64))
+    np.testing.assert_allclose(stages['fft_input'][:, 0], spectrum, rtol=0, atol=1e-4 * np.abs(spectrum).max())
+    subbands = stages['subbands'].astype(np.complex128)
+    time = np.fft.irfft(subbands, 4000) if rfft else np.real(np.fft.ifft(subbands))
+    np.testing.assert_allclose(stages['subbands_time'], time, rtol=0, atol=1e-5 * np.abs(time).max())
+    assert stages['envelopes_time'].shape == (2, n, 4000)
+    np.testing.assert_allclose(stages['envelopes_time'], np.fft.ifft(stages['envelopes_freq'].astype(np.complex128)),
+                               rtol=0, atol=1e-5 * np.abs(stages['envelopes_time']).max())
+    np.testing.assert_allclose(stages['envelopes_abs'][..., 0], np.abs(stages['envelopes_time']), rtol=1e-6)
+    assert stages['cochleagram_preRELU'].shape == (2, n, 200, 1) and stages['cochleagram_preRELU'].min() < 0
+    np.testing.assert_array_equal(stages['cochleagram_no_compression'], np.maximum(stages['cochleagram_preRELU'], 0))
+    np.testing.assert_array_equal(stages['cochleagram'], stages['cochleagram_no_compression'])
+
+
+def test_cochleagram_layer_shape_config_and_refusals():
+    """The Keras layer: the word networks' output shape (211 filters x 400 samples for 2 s at
+    20 kHz, tests/reference/README.md) known before it is built; no weights, whatever the config
+    says; its config rebuilds the same layer (custom arrays left out); bad inputs refused."""
+    import keras
+    layer = tc.Cochleagram(**tc.WORD_CONFIG)  # 20 kHz unless told otherwise
+    assert layer.name == 'cochleagram'
+    # The name saved .keras files record (and plain keras.models.load_model looks up).
+    assert keras.saving.get_registered_name(tc.Cochleagram) == 'tfcochleagram>Cochleagram'
+    assert layer.compute_output_shape((None, 40000)) == (None, 211, 400, 1)
+    config = layer.get_config()
+    assert config['sr'] == 20000 and config['N'] == 50 and config['ENV_SR'] == 200
+    again = tc.Cochleagram.from_config(dict(config, trainable=True))
+    assert again.trainable is False and again.sr == 20000 and again.coch_params == layer.coch_params
+    x = np.random.RandomState(0).randn(2, 8000).astype(np.float32)
+    stages = again.stages(tf.constant(x))  # builds the layer for 8000 samples on first use
+    assert stages['cochleagram'].shape == (2, 211, 80, 1) and again.built and not again.weights
+    np.testing.assert_allclose(again(x).numpy(), stages["cochleagram"].numpy(), rtol=0, atol=2e-5)
+    custom = tc.Cochleagram(8000, custom_filts=np.ones((1, 4000)), ENV_SR=400,
+                            custom_compression_op=tf.sqrt, compression='custom')
+    assert {'custom_filts', 'custom_compression_op'}.isdisjoint(custom.get_config())
+    assert custom.compute_output_shape((3, 4000)) == (3, 1, 200, 1)
+    for shape in ((None, None), (None, 100, 2)):
+        with pytest.raises(ValueError, match=r'\[batch, samples\] input with a known number'):
+            tc.Cochleagram(20000).build(shape)
+    with pytest.raises(TypeError, match='unknown cochleagram parameter'):
+        tc.Cochleagram(20000, ENVSR=200)
+    assert isinstance(layer, keras.layers.Layer)

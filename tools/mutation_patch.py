@@ -44,7 +44,9 @@ def patch(specs):
         path, _, names = spec.partition(':')
         with open(path) as f:
             lines = f.read().splitlines()
-        out += ['--- a/%s' % path, '+++ b/%s' % path]
+        # The `diff --git` line starts a new file for whatthepatch (mutmut's patch reader);
+        # without it every later file's hunks are read as the first file's lines.
+        out += ['diff --git %s %s' % (path, path), '--- a/%s' % path, '+++ b/%s' % path]
         for first, last in sorted(_spans(path, [n for n in names.split(',') if n])):
             out.append('@@ -%d,0 +%d,%d @@' % (first - 1, first, last - first + 1))
             out += ['+' + line for line in lines[first - 1:last]]
