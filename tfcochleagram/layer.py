@@ -1,6 +1,7 @@
 """Keras layer wrapping :class:`tfcochleagram.graph.CochleagramGraph`."""
 
 import keras
+import numpy as np
 
 from tfcochleagram.graph import CochleagramGraph, resolve_params
 
@@ -25,6 +26,8 @@ class Cochleagram(keras.layers.Layer):
         del trainable  # no weights
         super().__init__(name=name, trainable=False, dtype=dtype)
         resolve_params(params)  # fail early on a misspelt parameter
+        if isinstance(params.get('custom_filts'), list):  # from get_config(): a saved model
+            params['custom_filts'] = np.asarray(params['custom_filts'], np.float64)
         self.sr = sr
         self.coch_params = dict(params)
         self.graph = None
@@ -50,8 +53,20 @@ class Cochleagram(keras.layers.Layer):
         return (input_shape[0],) + graph.output_shape
 
     def get_config(self):
+        """The layer's settings, for saving a model. Custom filters are saved as numbers (a
+        model saved without them would load with the default filterbank, silently); a custom
+        compression function cannot be saved, so that is refused."""
+        if self.coch_params.get('custom_compression_op') is not None:
+            raise ValueError('a Cochleagram layer with custom_compression_op cannot be saved (a '
+                             'function is not data); build the model in code and pass it as '
+                             '--network=package.module:function instead of a saved file')
         config = super().get_config()
-        serialisable = {k: v for k, v in self.coch_params.items()
-                        if k not in ('custom_filts', 'custom_compression_op')}
-        config.update(sr=self.sr, **serialisable)
+        params = dict(self.coch_params)
+        if params.get('custom_filts') is not None:
+            filts = np.asarray(params['custom_filts'])
+            if np.iscomplexobj(filts):
+                raise ValueError('a Cochleagram layer with complex custom_filts cannot be saved; '
+                                 'give real-valued filters (the original filterbank is real)')
+            params['custom_filts'] = filts.astype(np.float64).tolist()
+        config.update(sr=self.sr, **params)
         return config
