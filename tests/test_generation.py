@@ -467,7 +467,7 @@ def test_a_run_at_the_default_rate_is_reused_speaks_on_stderr_and_reassembles(tm
         assert f['relu1'].attrs['learning_rate'] == pytest.approx(0.001)
     capsys.readouterr()
     rows = generate(settings, network=net)
-    assert [r['skipped'] for r in rows] == [True]
+    assert [(r['skipped'], r['note']) for r in rows] == [(True, '')]
     assert '%s / relu1: already done, skipped' % stem in capsys.readouterr().err
     assert not os.path.exists(folder / results.PART_DIR / results.PLAN_DIR)
 

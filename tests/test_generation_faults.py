@@ -93,7 +93,7 @@ def test_a_corrupt_part_of_another_layer_is_named_and_kept_out(tmp_path, net, so
     assert set(results.read_result(str(folder / 'word0.h5'))) == {'_file', 'relu1', 'logits'}
     os.remove(folder / 'word0.h5')
     rows = generate(_settings(tmp_path, sounds[:1], layers=['relu1']), network=net, log=said.append)
-    assert rows[-1]['status'] == 'unreadable part'
+    assert rows[-1]['status'] == 'unreadable part' and rows[-1]['seed'] == 0
     assert set(results.read_result(str(folder / 'word0.h5'))) == {'_file', 'relu1'}
     assert 'unreadable part' in summary_table(rows)
 
@@ -468,3 +468,57 @@ def test_a_diverging_stimulus_does_not_stop_its_batch_mates(net, sounds):
     assert together.loss[-1, 0] == pytest.approx(alone.loss[-1, 0], rel=1e-3)
     assert together.status == 'diverged'
     np.testing.assert_array_equal(together.metamer[1], together.initial[1])  # its last finite state
+
+
+def test_an_unreadable_part_of_another_seed_gets_a_row_that_passes_nothing(tmp_path, net, sounds):
+    # Found by mutation (issue 25, fourth pass): with --seed other than 0 the warning was untested
+    # (a '%' -> '/' there is a TypeError that loses the run's rows), and so was the row itself: an
+    # unreadable part must never count as passed, skipped or class-only, and keeps its seed.
+    generate(_settings(tmp_path, sounds[:1], seed=3), network=net)
+    folder = tmp_path / 'toy_audio'
+    bad = results.part_path(str(folder), 'word0', 'logits', 3)
+    with open(bad, 'wb') as f:
+        f.write(os.urandom(4000))
+    os.remove(folder / 'word0.h5')  # no earlier copy: the layer is left out of the result
+    said = []
+    rows = generate(_settings(tmp_path, sounds[:1], seed=3, layers=['relu1']), network=net, log=said.append)
+    assert rows[-1] == {'input': 'word0', 'layer': 'logits', 'seed': 3, 'loss': pytest.approx(np.nan, nan_ok=True),
+                        'spearman': pytest.approx(np.nan, nan_ok=True), 'same_class': '', 'passed': False,
+                        'class_only': False, 'status': 'unreadable part', 'natural_class': '',
+                        'metamer_class': '', 'skipped': False, 'note': ''}
+    warning = [line for line in said if 'unreadable' in line]
+    assert len(warning) == 1 and ('left out of %s' % (folder / 'word0.h5')) in warning[0]
+    assert warning[0].endswith('(--layer=logits --seed=3) again')
+
+
+def test_a_stimulus_that_diverges_in_a_run_is_named_in_its_log(tmp_path, net, sounds, monkeypatch):
+    load = generation.stimuli.load_stimulus
+
+    def huge_second(network, path):
+        x = load(network, path)
+        return x * 1e20 if path == sounds[1] else x  # its loss overflows float32 at once
+    monkeypatch.setattr(generation.stimuli, 'load_stimulus', huge_second)
+    said = []
+    with pytest.warns(RuntimeWarning, match='non-finite'):
+        rows = generate(_settings(tmp_path, sounds[:2], layers=['relu1'], batch_size=2), network=net,
+                        log=said.append)
+    assert [r['status'] for r in rows] == ['finished', 'diverged']
+    named = [line for line in said if line.startswith('[1/1] relu1 2 inputs: word1: ')]
+    assert len(named) == 1 and not any(': word0: ' in line for line in said)
+
+
+def test_a_batch_state_names_its_inputs_and_seed_for_the_resume(tmp_path, net, sounds, monkeypatch):
+    # Found by mutation (issue 25, fourth pass): the resume tests wrote their own annotations, so
+    # generation could stop annotating its state files unnoticed; a batch whose joined names make
+    # a SHA-1 file name would then never be resumed.
+    long = []
+    for k, path in enumerate(sounds[:2]):
+        long.append(str(tmp_path / ('a_rather_long_name_of_a_recorded_stimulus_%02d.wav' % k)))
+        shutil.copy(path, long[-1])
+    monkeypatch.setattr(generation.resume, 'remove_if_there', lambda path: None)  # keep it to read
+    generate(_settings(tmp_path / 'out', long, layers=['relu1'], batch_size=2, seed=5, checkpoint_every=10),
+             network=net)
+    states = glob.glob(str(tmp_path / 'out' / '**' / '*.state.h5'), recursive=True)
+    assert len(states) == 1 and len(os.path.basename(states[0]).split('@')[0]) == 40
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in long]
+    assert generation.resume.state_owner(states[0]) == (stems, 5)
