@@ -480,3 +480,24 @@ def test_a_run_at_the_default_rate_is_reused_speaks_on_stderr_and_reassembles(tm
     assert [r['skipped'] for r in rows] == [True] and os.path.exists(folder / (stem + '.h5'))
     assert not stale.exists()
     assert 'removed 1 temporary file(s) an interrupted run left behind' in said
+
+
+def test_a_2023_part_is_validated_again_by_the_2023_rule(tmp_path, net, sounds):
+    # Found by mutation (issue 25, fourth pass): revalidation read the procedure from the part; no
+    # test revalidated a feather2023 part, so it could be judged by the 2019 rule (Spearman only).
+    settings = _settings(tmp_path, sounds[:1], layers=['relu1'], procedure='feather2023', iterations=None,
+                         learning_rate=None, stage_iterations=5, stages=2, log_every=5, figures=False)
+    generate(settings, network=net)
+    null_path = str(tmp_path / 'null.h5')
+    with h5py.File(null_path, 'w') as f:  # every 2023 measure's null maximum written out
+        f.create_dataset('relu1/spearman', data=np.array([-1.0, -0.5]))
+        f.create_dataset('relu1/pearson', data=np.array([-1.0, -0.5]))
+        f.create_dataset('relu1/snr_db_2023', data=np.array([-50.0, 1e9]))  # no metamer reaches it
+    settings.null_distribution = null_path
+    said = []
+    rows = generate(settings, network=net, log=said.append)
+    assert rows[0]['skipped'] and said == ['word0 / relu1: already done; validated again with %s' % null_path]
+    after = results.read_result(str(tmp_path / 'toy_audio' / 'word0.h5'))['relu1']['attrs']
+    assert after['criterion'].startswith('same class (') and 'dB SNR (2023) each >= null max' in after['criterion']
+    # Spearman alone is above its null maximum (-0.5): the 2019 rule could pass it; 2023 cannot.
+    assert after['spearman_matched'] > -0.5 and after['null_max_snr_db'] == 1e9 and not after['passed']

@@ -195,6 +195,25 @@ def test_cochleagram_domain_through_generation(tmp_path):
             expected = scipy.stats.spearmanr(f[layer + '/metamer'][()].ravel(),
                                              f[layer + '/natural'][()].ravel())[0]
             assert rho[0] == pytest.approx(expected, abs=1e-6)
+    # Validated again with a null (issue 25, fourth pass: revalidation from the stored cochleagrams
+    # was untested): still measured from the cochleagram on, now against the null's maximum.
+    null_path = str(tmp_path / 'null.h5')
+    with h5py.File(null_path, 'w') as f:
+        for layer in ('cochleagram', 'conv_0'):
+            f.create_dataset(layer + '/spearman', data=np.array([0.1, 0.25]))
+    said = []
+    rows = generate(GenerationSettings(network='kws_2d', weights='random', inputs=[sound],
+                                       layers=['cochleagram', 'conv_0'], domain='cochleagram',
+                                       iterations=3, log_every=3, output_dir=str(tmp_path / 'out'),
+                                       progress=False, figures=False, null_distribution=null_path),
+                    log=said.append)
+    assert all(r['skipped'] for r in rows) and sum('validated again with' in line for line in said) == 2
+    with h5py.File(str(tmp_path / 'out' / 'kws_2d' / 'yes.h5'), 'r') as f:
+        for layer in ('cochleagram', 'conv_0'):
+            assert f[layer].attrs['null_max'] == pytest.approx(0.25)
+            assert [n.decode() for n in f[layer + '/spearman_layers'][()]][0] == 'cochleagram'
+            expected = scipy.stats.spearmanr(f[layer + '/metamer'][()].ravel(), f[layer + '/natural'][()].ravel())[0]
+            assert f[layer + '/spearman_all_layers'][0] == pytest.approx(expected, abs=1e-6)
 
 
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
