@@ -759,3 +759,20 @@ def test_a_saved_model_keeps_the_custom_filters_of_its_cochleagram(tmp_path):
     x = np.random.RandomState(1).randn(2, n).astype(np.float32)
     assert again.output_shape == (None, 3, 200, 1)
     np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
+
+
+def test_banded_envelopes_refuse_what_they_cannot_compute_in_one_line():
+    # Found by mutation (issue 25, fourth pass): '%' -> '/' in these refusals gave TypeErrors.
+    from tfcochleagram.banded import BandedEnvelopes
+    band = np.zeros((1, 1001))
+    band[0, 10:20] = 1
+    with pytest.raises(ValueError, match=r'^the banded envelopes need T \(2001\) to be a multiple of the '
+                       r'downsampling factor \(10\)$'):
+        BandedEnvelopes(np.zeros((1, 1001)), 2001, 10)
+    with pytest.raises(ValueError, match=r'^filters must cover the 1001 one-sided bins, got 1000$'):
+        BandedEnvelopes(band[:, :1000], 2000, 10)
+    holes = band.copy()
+    holes[0, 14] = 0
+    with pytest.raises(ValueError, match='^filter 0 has a band with holes; use the full inverse FFT$'):
+        BandedEnvelopes(holes, 2000, 10)
+    assert BandedEnvelopes(band, 2000, 10).chains
