@@ -1,6 +1,7 @@
 """The synthesis engine on small networks: the original procedure exactly, batching, resume."""
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -727,3 +728,25 @@ def test_a_state_at_exactly_the_iterations_asked_for_is_the_finished_run(tmp_pat
     assert seen == [] and again.step == 30
     np.testing.assert_array_equal(again.metamer, first.metamer)
     np.testing.assert_array_equal(again.loss, first.loss)
+
+
+def test_dropout_is_off_while_a_metamer_is_optimised():
+    # Found by mutation (issue 25, fourth pass): the optimised stimulus ran the model with
+    # training=True unnoticed, since no test network had dropout; with it, every step would match
+    # a random thinning of the layer, not the network the metamer is judged by.
+    inp = keras.Input((4, 4, 3))
+    hidden = keras.layers.Dense(20, activation='relu', name='hidden')(keras.layers.Flatten()(inp))
+    dropped = keras.layers.Dropout(0.5, name='dropped')(hidden)
+    out = keras.layers.Dense(4, name='logits')(dropped)
+    net = MetamerNetwork.from_keras(keras.Model(inp, out), modality='image', class_names=list('abcd'))
+    natural = np.random.RandomState(0).uniform(0, 1, (1, 4, 4, 3)).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        synth = MetamerSynthesizer(net, natural, 'logits', learning_rate=0.01, log_every=1, seed=0)
+        start = time.perf_counter()
+        synth.synthesize(3)
+        # The time logged is the run's own: above 0, within the wall time around it.
+        assert 0 < synth.history['time_s'][-1] <= time.perf_counter() - start
+        runs.append(synth)
+    np.testing.assert_array_equal(runs[0].losses, runs[1].losses)
+    np.testing.assert_array_equal(runs[0].metamer, runs[1].metamer)
