@@ -34,7 +34,9 @@ setup(
         # selenium drives Debian's chromium (make test installs it) through the web experiment;
         # websocket-client (a selenium dependency) carries the Firefox test's WebDriver BiDi.
         'test': ['pytest>=7', 'tf-keras==2.17.0', 'matplotlib>=3.7',
-                 'python_speech_features==0.6', 'selenium>=4.10', 'websocket-client>=1.0'],
+                 'python_speech_features==0.6', 'selenium>=4.10', 'websocket-client>=1.0',
+                 # tests/test_mutation_patch.py reads the patch tools/mutation_patch.py writes with it
+                 'whatthepatch>=1.0'],
         'plots': ['matplotlib>=3.7'],
         # `make mutation` (not part of `make test`); 2.x takes its settings on the command line.
         # whatthepatch: mutmut's --use-patch-file (make mutation MUTATION_ONLY=...).
