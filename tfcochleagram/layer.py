@@ -26,8 +26,6 @@ class Cochleagram(keras.layers.Layer):
         del trainable  # no weights
         super().__init__(name=name, trainable=False, dtype=dtype)
         resolve_params(params)  # fail early on a misspelt parameter
-        if isinstance(params.get('custom_filts'), list):  # from get_config(): a saved model
-            params['custom_filts'] = np.asarray(params['custom_filts'], np.float64)
         self.sr = sr
         self.coch_params = dict(params)
         self.graph = None
@@ -53,9 +51,10 @@ class Cochleagram(keras.layers.Layer):
         return (input_shape[0],) + graph.output_shape
 
     def get_config(self):
-        """The layer's settings, for saving a model. Custom filters are saved as numbers (a
-        model saved without them would load with the default filterbank, silently); a custom
-        compression function cannot be saved, so that is refused."""
+        """The layer's settings, for saving a model. Custom filters are saved as a nested list of
+        numbers, which the graph reads back as an array (a model saved without them would load
+        with the default filterbank, silently); a custom compression function cannot be saved,
+        so that is refused."""
         if self.coch_params.get('custom_compression_op') is not None:
             raise ValueError('a Cochleagram layer with custom_compression_op cannot be saved (a '
                              'function is not data); build the model in code and pass it as '
