@@ -184,33 +184,19 @@ class SourceImages:
         return len(self._files) or len(self._encoded)
 
     def __getitem__(self, indices):
-        import tensorflow as tf
         from model_metamers import images
 
         if self._files:
             return [images.read_rgb(self._files[int(i)]) for i in np.ravel(indices)]
-        out = []
-        for i in np.ravel(indices):
-            try:
-                out.append(tf.io.decode_image(self._encoded[int(i)], channels=3, dtype=tf.uint8,
-                                              expand_animations=False).numpy())
-            except tf.errors.OpError:
-                raise NullDistributionError('TFRecord example %d holds no image TensorFlow can decode '
-                                            '(PNG, JPEG, GIF, BMP); re-encode it' % int(i)) from None
-        return out
+        return [_decode_image(self._encoded[int(i)], int(i)) for i in np.ravel(indices)]
 
 
 def source_images(sources, feature='signal'):
     """:class:`SourceImages` of a dataset's sources (image files, or TFRecords whose ``feature`` is bytes)."""
     if not (sources and sources[0].endswith(('.tfrecord', '.tfrecords'))):
         return SourceImages(files=sources)
-    encoded = []
-    for stored in _tfrecord_features(sources, feature):
-        value = stored.bytes_list.value
-        if not value:
-            raise NullDistributionError('TFRecord feature %r holds no encoded image (bytes); pass '
-                                        '--tfrecord_feature=<the image feature>' % feature)
-        encoded.append(value[0])
+    encoded = [_encoded_image(stored, feature, index)
+               for index, stored in enumerate(_tfrecord_features(sources, feature))]
     if len(encoded) < 2:
         raise NullDistributionError('the TFRecords hold %d image; a null needs at least 2' % len(encoded))
     return SourceImages(encoded=encoded)
@@ -228,20 +214,39 @@ def _tfrecord_features(files, feature):
         yield example.features.feature[feature]
 
 
-def _load_tfrecords(network, files, feature):
+def _encoded_image(stored, feature, index):
+    """The encoded image bytes of example ``index``'s ``feature`` (a ``tf.train.Feature``)."""
+    if not stored.bytes_list.value:
+        raise NullDistributionError('TFRecord feature %r of example %d holds no encoded image (bytes); pass '
+                                    '--tfrecord_feature=<the image feature>' % (feature, index))
+    return stored.bytes_list.value[0]
+
+
+def _decode_image(encoded, index):
+    """uint8 ``[H, W, 3]`` of an encoded image (TFRecord example ``index``), or a one-line error."""
     import tensorflow as tf
-    from model_metamers import audio
+
+    try:
+        return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False).numpy()
+    except tf.errors.OpError:
+        raise NullDistributionError('TFRecord example %d holds no image TensorFlow can decode '
+                                    '(PNG, JPEG, GIF, BMP); re-encode it' % index) from None
+
+
+def _load_tfrecords(network, files, feature):
+    from model_metamers import audio, images
 
     out = []
-    for value in _tfrecord_features(files, feature):
+    for index, value in enumerate(_tfrecord_features(files, feature)):
         if network.modality == 'audio':
+            if not value.float_list.value:  # e.g. an encoded image: not a silent sound
+                raise NullDistributionError('TFRecord feature %r of example %d holds no waveform (floats); '
+                                            'pass --tfrecord_feature=<the waveform feature>' % (feature, index))
             wave = np.asarray(value.float_list.value, np.float64)
             n = int(np.prod(network.input_shape))
             out.append(audio.normalize_rms(audio.fit_length(wave, n)).astype(np.float32))
         else:
-            from model_metamers import images
-            out.append(images.prepare_image(tf.io.decode_image(value.bytes_list.value[0], channels=3,
-                                                               expand_animations=False).numpy(),
+            out.append(images.prepare_image(_decode_image(_encoded_image(value, feature, index), index),
                                             network.input_shape[0]))
     if len(out) < 2:
         raise NullDistributionError('the TFRecords hold %d stimulus; a null needs at least 2' % len(out))

@@ -375,3 +375,384 @@ def test_merge_refuses_a_shard_that_lacks_a_setting_the_others_record(tmp_path):
     with pytest.raises(nd.NullDistributionError, match="different augment .*'time shift' vs None"):
         nd.merge_shards(out, 3)
     assert not os.path.exists(out)
+
+
+# ------------------------------------------------------------------ the CLI, in this process
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """``run(*flags)`` -> ``(status, stdout, stderr)`` of ``null_distribution.main``, its absl flags
+    defined on a fresh ``FlagValues`` (so tests neither share flag values nor start a subprocess)."""
+    import functools
+
+    from absl import flags
+
+    fv = flags.FlagValues()
+    for name in ('DEFINE_string', 'DEFINE_integer', 'DEFINE_float', 'DEFINE_boolean', 'DEFINE_enum'):
+        monkeypatch.setattr(flags, name, functools.partial(getattr(flags, name), flag_values=fv))
+    nd._define_flags()
+    monkeypatch.setattr(flags, 'FLAGS', fv)
+
+    def run(*args):
+        fv.unparse_flags()
+        fv(['null_distribution'] + list(args))
+        capsys.readouterr()
+        status = nd.main(['null_distribution'])
+        out, err = capsys.readouterr()
+        return status, out, err
+    return run
+
+
+def _wav_folder(folder, n=5, seed=0, names=None):
+    folder.mkdir()
+    rng = np.random.RandomState(seed)
+    for name in names or ['s%d.wav' % i for i in range(n)]:
+        scipy.io.wavfile.write(str(folder / name), 2000, (rng.randn(4000) * 0.1).astype(np.float32))
+    return str(folder)
+
+
+def _refused(result, message):
+    status, _, err = result
+    assert status == 1 and 'Traceback' not in err, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith('error: ') and re.search(message, lines[-1]), err
+
+
+def test_cli_writes_the_null_of_the_folders_sorted_stimuli_with_its_settings(cli, tmp_path):
+    from model_metamers.stimuli import load_stimulus
+
+    # Names out of order, an upper-case suffix, and a file that is no sound.
+    data = _wav_folder(tmp_path / 'sounds', names=['c.wav', 'a.WAV', 'e.wav', 'b.wav', 'd.wav'])
+    (tmp_path / 'sounds' / 'notes.txt').write_text('not a sound')
+    out = str(tmp_path / 'null.h5')
+    status, stdout, _ = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=12',
+                            '--seed=3', '--layers=relu1', '--batch_size=2', '--output=%s' % out)
+    assert status == 0 and stdout.strip() == 'wrote %s' % out
+    net = toy_networks.build_toy_audio()
+    files = [os.path.join(data, name) for name in ('a.WAV', 'b.wav', 'c.wav', 'd.wav', 'e.wav')]
+    acts = net.activations(np.stack([load_stimulus(net, p) for p in files]), ['relu1', 'logits'])
+    with h5py.File(out, 'r') as f:
+        assert {k: nd._attr(v) for k, v in f.attrs.items() if k not in (
+            'format', 'snr_db_definition', 'snr_db_2023_definition')} == {
+            'network': 'toy_audio', 'weights': 'random', 'weights_sha1': 'random', 'dataset': data,
+            'seed': 3, 'num_pairs': 12, 'n_stimuli': 5, 'shard_index': 0, 'num_shards': 1,
+            'pairing': 'random', 'augment': 'none'}
+        assert set(f) == {'relu1', 'logits'}
+        pairs = f['relu1']['pairs'][()]
+        np.testing.assert_array_equal(pairs, nd.sample_pairs(5, 12, seed=3))
+        np.testing.assert_array_equal(f['logits']['pairs'][()], pairs)
+        for layer in ('relu1', 'logits'):
+            values = acts[layer].numpy().reshape(5, -1).astype(np.float64)
+            for k, (i, j) in enumerate(pairs):
+                assert f[layer]['spearman'][k] == pytest.approx(
+                    scipy.stats.spearmanr(values[i], values[j])[0], abs=1e-5)
+
+
+def test_cli_shards_land_beside_the_output_and_merge_into_the_single_run(cli, tmp_path):
+    data = _wav_folder(tmp_path / 'sounds', n=6)
+    out = str(tmp_path / 'null.h5')
+    common = ['--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=10', '--seed=1',
+              '--layers=relu1']
+    assert cli(*common, '--output=%s' % (tmp_path / 'single.h5'))[0] == 0
+    for k in (1, 0):
+        status, stdout, _ = cli(*common, '--num_shards=2', '--shard_index=%d' % k, '--compact',
+                                '--output=%s' % out)
+        shard = str(tmp_path / ('null.shard-%05d-of-00002.h5' % k))
+        assert status == 0 and stdout.strip() == 'wrote %s' % shard
+        with h5py.File(shard, 'r') as f:  # a shard keeps its pairs whatever --compact says (--merge needs them)
+            assert f.attrs['shard_index'] == k and f.attrs['num_shards'] == 2 and 'compact' not in f.attrs
+            assert f['relu1']['pairs'].shape == (5, 2)
+    assert not os.path.exists(out)
+    _refused(cli('--merge', '--num_shards=3', '--output=%s' % out), 'cannot merge: 3 shard file.*missing')
+    status, stdout, _ = cli('--merge', '--output=%s' % out)  # the shard count found from the files
+    assert status == 0 and stdout.strip() == 'merged 2 shard(s) into %s' % out
+    with h5py.File(out, 'r') as f, h5py.File(str(tmp_path / 'single.h5'), 'r') as single:
+        np.testing.assert_array_equal(f['relu1']['pairs'][()], single['relu1']['pairs'][()])
+        np.testing.assert_allclose(f['relu1']['spearman'][()], single['relu1']['spearman'][()], atol=1e-12)
+        assert f.attrs['num_shards'] == 2 and 'compact' not in f.attrs
+    os.remove(out)
+    status, stdout, _ = cli('--merge', '--num_shards=2', '--compact', '--output=%s' % out)
+    assert status == 0 and stdout.strip() == 'merged 2 shard(s) into %s' % out
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['compact'] == True and 'pairs' not in f['relu1']  # noqa: E712
+    compact = str(tmp_path / 'compact.h5')
+    assert cli(*common, '--compact', '--output=%s' % compact)[0] == 0
+    with h5py.File(compact, 'r') as f:
+        assert f.attrs['compact'] == True and 'pairs' not in f['relu1']  # noqa: E712
+
+
+def test_cli_consecutive_pairs_and_the_notes_it_prints(cli, tmp_path):
+    data = _wav_folder(tmp_path / 'sounds', n=5)
+    out = str(tmp_path / 'null.h5')
+    status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=4',
+                         '--pairing=consecutive', '--layers=relu1', '--output=%s' % out)
+    assert status == 0
+    assert 'note: 4 consecutive pairs need 8 examples, the dataset has 5; positions wrap round it, so ' \
+           'examples are used 1.6 times' in err
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['pairing'] == 'consecutive' and f.attrs['augment'] == 'none'
+        np.testing.assert_array_equal(f['relu1']['pairs'][()], [[0, 1], [2, 3], [4, 5], [6, 7]])
+    status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=2',
+                         '--pairing=consecutive', '--layers=relu1', '--output=%s' % out)
+    assert status == 0 and 'note' not in err  # 4 of the 5 examples, each used once
+    status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=11',
+                         '--layers=relu1', '--output=%s' % out)
+    assert status == 0 and 'note: 11 pairs asked, but 5 stimuli give only 10 distinct pairs' in err
+    status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=10',
+                         '--layers=relu1', '--output=%s' % out)
+    assert status == 0 and 'note' not in err
+
+
+def test_cli_refuses_bad_datasets_and_flags_in_one_line(cli, tmp_path):
+    data = _wav_folder(tmp_path / 'sounds', n=3)
+    out = tmp_path / 'null.h5'
+    net = ['--network=toy_audio', '--weights=random', '--output=%s' % out]
+    _refused(cli(*net), '^error: --dataset is required')
+    _refused(cli(*net, '--dataset=%s' % (tmp_path / 'nothing')), 'neither a folder of .wav')
+    one = _wav_folder(tmp_path / 'one', n=1)
+    two = _wav_folder(tmp_path / 'two', n=2)
+    assert nd.list_dataset(two, 'audio') == [os.path.join(two, 's0.wav'), os.path.join(two, 's1.wav')]
+    _refused(cli(*net, '--dataset=%s' % one), 'holds 1 audio file\\(s\\); a null needs at least 2')
+    _refused(cli(*net, '--dataset=%s' % (tmp_path / '*.tfrecord')), 'no TFRecord files match')
+    _refused(cli(*net, '--dataset=%s' % data, '--num_pairs=0'), '--num_pairs must be at least 1')
+    _refused(cli(*net, '--dataset=%s' % data, '--num_pairs=4', '--num_shards=2', '--shard_index=2'),
+             '--shard_index must be in 0 .. 1')
+    _refused(cli(*net, '--dataset=%s' % data, '--batch_size=0'), '--batch_size must be at least 1')
+    _refused(cli(*net, '--dataset=%s' % data, '--layers=relu1,nope'), 'nope')
+    _refused(cli(*net, '--dataset=%s' % data, '--augment'), '--augment goes with --pairing=consecutive')
+    _refused(cli(*net, '--dataset=%s' % data, '--augment', '--pairing=consecutive'),
+             '--augment needs --background_dir')
+    _refused(cli(*net, '--dataset=%s' % data, '--augment', '--pairing=consecutive', '--background_dir='),
+             '--augment needs --background_dir')
+    _refused(cli(*net, '--dataset=%s' % data, '--augment', '--pairing=consecutive',
+                 '--background_dir=%s' % (tmp_path / 'no_clips')), 'no background clips')
+    _refused(cli('--network=toy_image', '--weights=random', '--dataset=%s' % data, '--augment',
+                 '--pairing=consecutive', '--snr_low=0', '--output=%s' % out), '--snr_low is for the waveform')
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    _refused(cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data,
+                 '--output=%s' % (blocker / 'null.h5')), 'choose a writable --output')
+    _refused(cli('--merge', '--output=%s' % out), 'no shard files')
+    _refused(cli('--convert=%s' % (tmp_path / 'nothing.pckl'), '--output=%s' % out), 'nothing.pckl')
+    assert not out.exists()
+
+
+def _background(folder, n=4000, seed=9):
+    """One zero-mean background clip of exactly ``n`` samples at the toy network's 2000 Hz (so the
+    mixer's window is the whole clip) -> the clip."""
+    folder.mkdir()
+    clip = np.random.RandomState(seed).randn(n)
+    clip -= clip.mean()
+    scipy.io.wavfile.write(str(folder / 'bg.wav'), 2000, clip.astype(np.float32))
+    return clip.astype(np.float32).astype(np.float64)
+
+
+def _mix_parts(mixed, speech, clip):
+    """Least squares ``mixed = x speech + y clip + z`` -> (x, y, relative residual)."""
+    design = np.stack([speech, clip, np.ones_like(speech)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, mixed, rcond=None)
+    residual = np.linalg.norm(design @ coef - mixed) / np.linalg.norm(mixed)
+    return coef[0], coef[1], residual
+
+
+def test_the_audio_augmentation_mixes_the_background_at_an_snr_of_the_range_and_shifts_within_it(tmp_path):
+    # The paper's augmentation (SPEC: background mixed at an SNR uniform in [snr_low, snr_high] dB,
+    # speech shifted by at most max_shift), recovered from the mixtures by least squares.
+    net = toy_networks.build_toy_audio()
+    clip = _background(tmp_path / 'bg')
+    rng = np.random.RandomState(4)
+    speech = rng.randn(6, 4000)
+    speech = (speech - speech.mean(1, keepdims=True)) / speech.std(1, keepdims=True) * 0.1
+    mix = nd.training_augmentation(net, str(tmp_path / 'bg'), seed=0, max_shift_s=0, snr_low=19, snr_high=21)
+    mixed = mix(speech.astype(np.float32), np.arange(6) + 7).astype(np.float64)
+    assert mixed.shape == (6, 4000)
+    snrs = []
+    for got, s in zip(mixed, speech):
+        x, y, residual = _mix_parts(got, s, clip)
+        assert residual < 1e-5 and x > 0  # no shift: the speech as it was, plus the clip
+        snrs.append(20 * np.log10(abs(x) * np.std(s) / (abs(y) * np.std(clip))))
+        assert np.sqrt(np.mean(got ** 2)) == pytest.approx(0.1, rel=1e-4) and abs(got.mean()) < 1e-6
+    assert all(19 - 1e-3 < v < 21 + 1e-3 for v in snrs), snrs
+    assert np.ptp(snrs) > 0.2  # each position its own draw
+    # A shift of at most 0.01 s = 20 samples at 2000 Hz (the background 60 dB down).
+    mix = nd.training_augmentation(net, str(tmp_path / 'bg'), seed=0, max_shift_s=0.01, snr_low=60,
+                                   snr_high=60)
+    shifted = mix(speech.astype(np.float32), np.arange(6)).astype(np.float64)
+    shifts = []
+    for got, s in zip(shifted, speech):
+        lags = range(-40, 41)
+        best = max(lags, key=lambda lag: np.dot(got, np.roll(s, lag)))
+        shifts.append(best)
+        assert np.corrcoef(got[45:-45], np.roll(s, best)[45:-45])[0, 1] > 0.999
+    assert all(abs(v) <= 20 for v in shifts) and len(set(shifts)) > 1, shifts
+    # The seed changes the draws.
+    other = nd.training_augmentation(net, str(tmp_path / 'bg'), seed=1, max_shift_s=0.01, snr_low=60,
+                                     snr_high=60)(speech.astype(np.float32), np.arange(6))
+    assert not np.allclose(other, shifted, atol=1e-4)
+
+
+def test_cli_augments_audio_with_the_flags_it_is_given(cli, tmp_path):
+    data = _wav_folder(tmp_path / 'sounds', n=4)
+    _background(tmp_path / 'bg')
+    out = str(tmp_path / 'null.h5')
+    status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=2',
+                         '--pairing=consecutive', '--augment', '--background_dir=%s' % (tmp_path / 'bg'),
+                         '--max_shift_s=0.005', '--snr_low=2', '--snr_high=3', '--seed=5', '--layers=relu1',
+                         '--output=%s' % out)
+    assert status == 0, err
+    net = toy_networks.build_toy_audio()
+    stimuli = nd.load_stimuli(net, nd.list_dataset(data, 'audio'))
+    want = nd.compute_null(net, stimuli, layers=['relu1'], num_pairs=2, seed=5, pairing='consecutive',
+                           augment=nd.training_augmentation(net, str(tmp_path / 'bg'), 5, 0.005, 2, 3))
+    plain = nd.compute_null(net, stimuli, layers=['relu1'], num_pairs=2, pairing='consecutive')
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['augment'] == 'time shift <= 0.005 s, background mix 2..3 dB, %s' % (tmp_path / 'bg')
+        np.testing.assert_allclose(f['relu1']['spearman'][()], want['relu1']['spearman'], atol=1e-6)
+        assert not np.allclose(f['relu1']['spearman'][()], plain['relu1']['spearman'], atol=1e-3)
+
+
+def test_cli_augments_images_from_their_full_size_files(cli, tmp_path):
+    import tensorflow as tf
+
+    folder = tmp_path / 'ims'
+    folder.mkdir()
+    rng = np.random.RandomState(2)
+    for name, shape in [('b.png', (30, 40, 3)), ('a.png', (25, 25, 3)), ('c.png', (40, 22, 3)),
+                        ('d.png', (18, 33, 3))]:
+        tf.io.write_file(str(folder / name), tf.io.encode_png((rng.rand(*shape) * 255).astype(np.uint8)))
+    out = str(tmp_path / 'null.h5')
+    status, _, err = cli('--network=toy_image', '--weights=random', '--dataset=%s' % folder, '--num_pairs=2',
+                         '--pairing=consecutive', '--augment', '--seed=4', '--layers=relu1', '--output=%s' % out)
+    assert status == 0, err
+    net = toy_networks.build_toy_image()
+    files = [str(folder / name) for name in ('a.png', 'b.png', 'c.png', 'd.png')]
+    want = nd.compute_null(net, nd.SourceImages(files=files), layers=['relu1'], num_pairs=2, pairing='consecutive',
+                           augment=nd.image_training_augmentation(net, seed=4))
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['augment'].endswith('; crop side 16') and f.attrs['n_stimuli'] == 4
+        np.testing.assert_allclose(f['relu1']['spearman'][()], want['relu1']['spearman'], atol=1e-6)
+
+
+def test_a_tfrecord_feature_of_the_wrong_kind_is_refused_in_one_line(cli, tmp_path):
+    # Found while mutating the readers (issue 25, fifth pass): an image network given a waveform
+    # feature stopped with an IndexError traceback, undecodable bytes with TensorFlow's
+    # InvalidArgumentError, and an audio network given an image feature with "<array> is silent".
+    import tensorflow as tf
+
+    record = str(tmp_path / 'data.tfrecord')
+    with tf.io.TFRecordWriter(record) as writer:
+        for k in range(2):
+            features = {'signal': tf.train.Feature(float_list=tf.train.FloatList(value=np.arange(50.0) * (k + 1))),
+                        'junk': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'no image'])),
+                        'image': tf.train.Feature(bytes_list=tf.train.BytesList(
+                            value=[tf.io.encode_png(np.full((5, 7, 3), 40 * k, np.uint8)).numpy()]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    audio_net, image_net = toy_networks.build_toy_audio(), toy_networks.build_toy_image()
+    with pytest.raises(nd.NullDistributionError, match="^TFRecord feature 'signal' of example 0 holds no encoded "
+                       "image \\(bytes\\); pass --tfrecord_feature=<the image feature>$"):
+        nd.load_stimuli(image_net, [record])
+    with pytest.raises(nd.NullDistributionError, match='^TFRecord example 0 holds no image TensorFlow can decode'):
+        nd.load_stimuli(image_net, [record], feature='junk')
+    with pytest.raises(nd.NullDistributionError, match="^TFRecord feature 'image' of example 0 holds no waveform "
+                       "\\(floats\\); pass --tfrecord_feature=<the waveform feature>$"):
+        nd.load_stimuli(audio_net, [record], feature='image')
+    assert nd.load_stimuli(image_net, [record], feature='image').shape == (2, 16, 16, 3)
+    # The full-size originals of --augment: the same refusals.
+    with pytest.raises(nd.NullDistributionError, match="^TFRecord feature 'signal' of example 0 holds no encoded "
+                       "image \\(bytes\\); pass --tfrecord_feature=<the image feature>$"):
+        nd.source_images([record])
+    undecodable = nd.source_images([record], feature='junk')
+    with pytest.raises(nd.NullDistributionError, match='^TFRecord example 1 holds no image TensorFlow can decode '
+                       '\\(PNG, JPEG, GIF, BMP\\); re-encode it$'):
+        undecodable[np.array([1])]
+    assert nd.load_stimuli(audio_net, [record]).shape == (2, 4000)
+    _refused(cli('--network=toy_image', '--weights=random', '--dataset=%s' % record,
+                 '--output=%s' % (tmp_path / 'null.h5')), "feature 'signal' of example 0 holds no encoded image")
+    assert not (tmp_path / 'null.h5').exists()
+
+
+def test_cli_reads_the_named_feature_of_tfrecord_files_in_file_order(cli, tmp_path):
+    import tensorflow as tf
+
+    rng = np.random.RandomState(8)
+    waves = rng.randn(5, 4000)
+    for name, rows in [('data-1.tfrecord', [3, 4]), ('data-0.tfrecord', [0, 1, 2])]:
+        with tf.io.TFRecordWriter(str(tmp_path / name)) as writer:
+            for k in rows:
+                features = {'wave': tf.train.Feature(float_list=tf.train.FloatList(value=waves[k])),
+                            'signal': tf.train.Feature(float_list=tf.train.FloatList(value=-waves[k] ** 2))}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    (tmp_path / 'other.tfrecord').write_bytes(b'')  # not matched by the glob
+    out = str(tmp_path / 'null.h5')
+    status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % (tmp_path / 'data-*.tfrecord'),
+                         '--tfrecord_feature=wave', '--num_pairs=6', '--layers=relu1', '--output=%s' % out)
+    assert status == 0, err
+    net = toy_networks.build_toy_audio()
+    # data-0's three records, then data-1's two; each scaled to mean 0, RMS 0.1 (SPEC §4).
+    stimuli = (waves - waves.mean(1, keepdims=True)) / waves.std(1, keepdims=True) * 0.1
+    acts = net.activations(stimuli.astype(np.float32), ['relu1'])['relu1'].numpy().reshape(5, -1)
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['n_stimuli'] == 5
+        for k, (i, j) in enumerate(f['relu1']['pairs'][()]):
+            assert f['relu1']['spearman'][k] == pytest.approx(scipy.stats.spearmanr(acts[i], acts[j])[0], abs=1e-5)
+    assert nd.list_dataset(str(tmp_path / 'data-1.tfrecord'), 'audio') == [str(tmp_path / 'data-1.tfrecord')]
+    # A glob without the suffix is TFRecords too; a dataset of one record is refused.
+    assert nd.list_dataset(str(tmp_path / 'data-*'), 'audio') == [str(tmp_path / ('data-%d.tfrecord' % k))
+                                                                  for k in (0, 1)]
+    with tf.io.TFRecordWriter(str(tmp_path / 'one.tfrecord')) as writer:
+        features = {'signal': tf.train.Feature(float_list=tf.train.FloatList(value=waves[0]))}
+        writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    _refused(cli('--network=toy_audio', '--weights=random', '--dataset=%s' % (tmp_path / 'one.tfrecord'),
+                 '--output=%s' % out), '^error: the TFRecords hold 1 stimulus; a null needs at least 2$')
+    _refused(cli('--network=toy_audio', '--weights=random', '--dataset=%s' % (tmp_path / 'data-*.tfrecord'),
+                 '--tfrecord_feature=nope', '--output=%s' % out), "no feature 'nope' \\(they have")
+
+
+def test_an_animated_gif_in_tfrecords_is_its_first_frame(tmp_path):
+    import io
+
+    import tensorflow as tf
+    Image = pytest.importorskip('PIL.Image')
+
+    record = str(tmp_path / 'gifs.tfrecords')  # the other suffix TFRecord files go by
+    with tf.io.TFRecordWriter(record) as writer:
+        for first, second in [((200, 30, 30), (30, 30, 200)), ((30, 200, 30), (200, 200, 200))]:
+            frames = [Image.new('RGB', (12, 10), colour) for colour in (first, second)]
+            buffer = io.BytesIO()
+            frames[0].save(buffer, format='GIF', save_all=True, append_images=frames[1:], duration=100)
+            features = {'signal': tf.train.Feature(bytes_list=tf.train.BytesList(value=[buffer.getvalue()]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    assert nd.list_dataset(record, 'image') == [record]
+    originals = nd.source_images([record])
+    for got, colour in zip(originals[np.array([0, 1])], [(200, 30, 30), (30, 200, 30)]):
+        assert got.shape == (10, 12, 3) and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, np.broadcast_to(np.array(colour, np.uint8), (10, 12, 3)))
+    prepared = nd.load_stimuli(toy_networks.build_toy_image(), [record])
+    one = str(tmp_path / 'one.tfrecords')
+    with tf.io.TFRecordWriter(one) as writer:
+        writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    with pytest.raises(nd.NullDistributionError, match='^the TFRecords hold 1 image; a null needs at least 2$'):
+        nd.source_images([one])
+    assert prepared.shape == (2, 16, 16, 3)
+    np.testing.assert_allclose(prepared[0], np.broadcast_to(np.array([200, 30, 30]) / 255.0, (16, 16, 3)),
+                               atol=1e-6)
+
+
+def test_cli_converts_a_published_null_and_takes_its_network_from_the_flag(cli, tmp_path):
+    from model_metamers import published_nulls
+    from tests import published_release as release
+
+    source = tmp_path / published_nulls.FILES['word_aliased']
+    data = release.write_null_pickle(str(source), 'word_aliased', pairs=30)
+    out = str(tmp_path / 'word.null.h5')
+    status, stdout, _ = cli('--convert=%s' % source, '--output=%s' % out)
+    assert status == 0 and stdout.startswith('wrote %s (word_aliased, ' % out)
+    assert stdout.count(': 30 pairs') == len(data)
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['network'] == 'word_aliased' and f.attrs['converted_from'] == 'published pickle'
+    _refused(cli('--convert=%s' % source, '--network=kws_2d', '--output=%s' % (tmp_path / 'y.h5')),
+             'is the published null of word_aliased, not of --network=kws_2d')
+    renamed = tmp_path / 'mine.pckl'
+    source.rename(renamed)
+    _refused(cli('--convert=%s' % renamed, '--output=%s' % (tmp_path / 'x.h5')), 'add --network=NAME$')
+    status, stdout, _ = cli('--convert=%s' % renamed, '--network=word_aliased', '--output=%s' % (tmp_path / 'x.h5'))
+    assert status == 0 and stdout.startswith('wrote %s (word_aliased, ' % (tmp_path / 'x.h5'))
