@@ -424,9 +424,10 @@ def test_cli_writes_the_null_of_the_folders_sorted_stimuli_with_its_settings(cli
     data = _wav_folder(tmp_path / 'sounds', names=['c.wav', 'a.WAV', 'e.wav', 'b.wav', 'd.wav'])
     (tmp_path / 'sounds' / 'notes.txt').write_text('not a sound')
     out = str(tmp_path / 'null.h5')
-    status, stdout, _ = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=12',
-                            '--seed=3', '--layers=relu1', '--batch_size=2', '--output=%s' % out)
+    status, stdout, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=12',
+                              '--seed=3', '--layers=relu1', '--batch_size=2', '--output=%s' % out)
     assert status == 0 and stdout.strip() == 'wrote %s' % out
+    assert 'relu1: 12 pairs, max rho' in err  # the progress of a long job, on stderr
     net = toy_networks.build_toy_audio()
     files = [os.path.join(data, name) for name in ('a.WAV', 'b.wav', 'c.wav', 'd.wav', 'e.wav')]
     acts = net.activations(np.stack([load_stimulus(net, p) for p in files]), ['relu1', 'logits'])
@@ -484,12 +485,13 @@ def test_cli_consecutive_pairs_and_the_notes_it_prints(cli, tmp_path):
     data = _wav_folder(tmp_path / 'sounds', n=5)
     out = str(tmp_path / 'null.h5')
     status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=4',
-                         '--pairing=consecutive', '--layers=relu1', '--output=%s' % out)
+                         '--pairing=consecutive', '--layers=relu2,relu1,', '--output=%s' % out)
     assert status == 0
     assert 'note: 4 consecutive pairs need 8 examples, the dataset has 5; positions wrap round it, so ' \
            'examples are used 1.6 times' in err
     with h5py.File(out, 'r') as f:
         assert f.attrs['pairing'] == 'consecutive' and f.attrs['augment'] == 'none'
+        assert sorted(f) == ['logits', 'relu1', 'relu2']  # the layers asked for, and the logits
         np.testing.assert_array_equal(f['relu1']['pairs'][()], [[0, 1], [2, 3], [4, 5], [6, 7]])
     status, _, err = cli('--network=toy_audio', '--weights=random', '--dataset=%s' % data, '--num_pairs=2',
                          '--pairing=consecutive', '--layers=relu1', '--output=%s' % out)
@@ -756,3 +758,77 @@ def test_cli_converts_a_published_null_and_takes_its_network_from_the_flag(cli, 
     _refused(cli('--convert=%s' % renamed, '--output=%s' % (tmp_path / 'x.h5')), 'add --network=NAME$')
     status, stdout, _ = cli('--convert=%s' % renamed, '--network=word_aliased', '--output=%s' % (tmp_path / 'x.h5'))
     assert status == 0 and stdout.startswith('wrote %s (word_aliased, ' % (tmp_path / 'x.h5'))
+
+
+def test_the_audio_augmentation_defaults_are_the_papers_shift_and_snr_range(tmp_path):
+    # Feather et al. 2019 (SPEC §training): speech shifted by up to 0.25 s and mixed with a background
+    # at an SNR uniform in [-10, 10] dB; recovered here from 100 mixtures of one sound.
+    net = toy_networks.build_toy_audio()  # 2000 Hz: 0.25 s = 500 samples
+    clip = _background(tmp_path / 'bg')
+    rng = np.random.RandomState(11)
+    speech = rng.randn(4000)
+    speech = (speech - speech.mean()) / speech.std() * 0.1
+    mixed = nd.training_augmentation(net, str(tmp_path / 'bg'))(
+        np.repeat(speech[None].astype(np.float32), 100, axis=0), np.arange(100)).astype(np.float64)
+    lags, snrs = [], []
+    candidates = np.arange(-600, 601)
+    for got in mixed:
+        # sum_t got[t] speech[t - k] for every lag k, by FFT (zero-padded: no wrap round)
+        correlation = np.fft.irfft(np.fft.rfft(got, 8192) * np.conj(np.fft.rfft(speech, 8192)), 8192)
+        lag = int(candidates[np.argmax(correlation[candidates % 8192])])
+        shifted = np.roll(speech, lag)
+        shifted[:max(lag, 0)] = 0  # what a shift brings in is silence
+        shifted[len(shifted) + min(lag, 0):] = 0
+        x, y, residual = _mix_parts(got, shifted, clip)
+        assert residual < 1e-4
+        rms = lambda v: np.sqrt(np.mean(v ** 2))  # noqa: E731
+        lags.append(lag)
+        snrs.append(20 * np.log10(abs(x) * rms(shifted) / (abs(y) * rms(clip))))
+    assert max(abs(v) for v in lags) <= 500 and max(abs(v) for v in lags) > 400, lags
+    assert -10 - 1e-3 < min(snrs) < -8 and 8 < max(snrs) < 10 + 1e-3, (min(snrs), max(snrs))
+
+
+def test_the_waveform_augmentation_refuses_an_audio_network_without_waveform_input(tmp_path):
+    import types
+
+    cochleagram_net = types.SimpleNamespace(name='coch_net', modality='audio', input_shape=(52, 100, 1),
+                                            sample_rate=16000)
+    with pytest.raises(nd.NullDistributionError, match='^--augment is implemented for waveform and image networks; '
+                       'coch_net takes audio input of shape \\(52, 100, 1\\): drop --augment$'):
+        nd.training_augmentation(cochleagram_net, str(tmp_path))
+
+
+def test_consecutive_pairs_are_noted_only_when_they_wrap_round_the_dataset():
+    assert nd.consecutive_note(10, 5) is None  # examples 0..9, each used once
+    assert nd.consecutive_note(9, 5) == (
+        'note: 5 consecutive pairs need 10 examples, the dataset has 9; positions wrap round it, so examples '
+        'are used 1.1 times (with --augment each use is a new augmentation draw)')
+
+
+def test_cli_checks_the_augmentation_of_your_own_model_once_it_is_loaded(cli, tmp_path):
+    # A user's own model (--network=model.keras): its modality is known only once it is loaded.
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(4, 3, activation='relu', name='conv')(pixels)
+    x = keras.layers.Flatten(name='flat')(x)
+    model = keras.Model(pixels, keras.layers.Dense(3, name='logits')(x), name='mine')
+    path = str(tmp_path / 'mine.keras')
+    model.save(path)
+    folder = tmp_path / 'ims'
+    folder.mkdir()
+    rng = np.random.RandomState(1)
+    for k in range(4):
+        tf.io.write_file(str(folder / ('i%d.png' % k)), tf.io.encode_png((rng.rand(20, 15, 3) * 255).astype(np.uint8)))
+    out = str(tmp_path / 'null.h5')
+    common = ['--network=%s' % path, '--dataset=%s' % folder, '--num_pairs=2', '--pairing=consecutive',
+              '--augment', '--layers=conv', '--output=%s' % out]
+    _refused(cli(*common, '--background_dir=%s' % folder), '--background_dir is for the waveform augmentation')
+    assert not os.path.exists(out)
+    status, _, err = cli(*common)
+    assert status == 0, err
+    with h5py.File(out, 'r') as f:
+        assert f.attrs['augment'].endswith('; crop side 12') and f.attrs['network'] == 'mine'
+        assert sorted(f) == ['conv', 'logits'] and f['conv']['spearman'].shape == (2,)
