@@ -760,9 +760,10 @@ def test_cli_converts_a_published_null_and_takes_its_network_from_the_flag(cli, 
     assert status == 0 and stdout.startswith('wrote %s (word_aliased, ' % (tmp_path / 'x.h5'))
 
 
-def test_the_audio_augmentation_defaults_are_the_papers_shift_and_snr_range(tmp_path):
-    # Feather et al. 2019 (SPEC §training): speech shifted by up to 0.25 s and mixed with a background
-    # at an SNR uniform in [-10, 10] dB; recovered here from 100 mixtures of one sound.
+def test_the_audio_augmentation_defaults_are_the_trainings_shift_and_the_papers_snr_range(tmp_path):
+    # The paper's augmentation: a background mixed in at an SNR uniform in [-10, 10] dB, the speech
+    # shifted in time; by up to 0.25 s, the training pipeline's default (the paper gives no number;
+    # BUILD_NOTES, training). Recovered here from 100 mixtures of one sound.
     net = toy_networks.build_toy_audio()  # 2000 Hz: 0.25 s = 500 samples
     clip = _background(tmp_path / 'bg')
     rng = np.random.RandomState(11)
