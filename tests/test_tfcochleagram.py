@@ -776,3 +776,26 @@ def test_banded_envelopes_refuse_what_they_cannot_compute_in_one_line():
     with pytest.raises(ValueError, match='^filter 0 has a band with holes; use the full inverse FFT$'):
         BandedEnvelopes(holes, 2000, 10)
     assert BandedEnvelopes(band, 2000, 10).chains
+
+
+@pytest.mark.parametrize('rfft', [True, False])
+def test_complex_custom_filters_keep_their_imaginary_part(rfft):
+    """The original made its filter tensor with ``tf.constant(filts, tf.complex64)``, so complex
+    custom filters act as complex gains: a filter of ``1j`` (or ``e^{i pi/4}``) everywhere gives
+    the same envelope as a filter of ones (``|i z| = |z|``), not zero. Their gradient is TF's
+    own (the hand-written ones assume real filters)."""
+    T, sr = 4000, 8000
+    x = tf.constant(_two_waveforms())
+    ones = np.ones((1, T))
+    reference = tc.cochleagram_stages(x, sr, rFFT=rfft, custom_filts=ones, **SMALL)['envelopes_abs'].numpy()
+    for gain in (1j, np.exp(1j * np.pi / 4)):
+        graph = CochleagramGraph(T, sr, rFFT=rfft, custom_filts=gain * ones, **SMALL)
+        np.testing.assert_allclose(graph.stages(x)['envelopes_abs'].numpy(), reference, rtol=0,
+                                   atol=1e-5 * reference.max())
+        grads = []
+        for filters in (gain * ones, ones):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(CochleagramGraph(T, sr, rFFT=rfft, custom_filts=filters, **SMALL)(x))
+            grads.append(tape.gradient(loss, x).numpy())
+        np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=1e-5 * np.abs(grads[1]).max())

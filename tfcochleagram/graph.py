@@ -135,8 +135,10 @@ class CochleagramGraph:
             filts = filts[:, :T // 2 + 1]
         self.n_filters = filts.shape[0]
         # The full-length filter tensors (complex64, 34 + 67 MB for the word networks) are
-        # built on first use: a called graph with banded envelopes never reads them.
-        self._filts = filts.astype(np.float32)
+        # built on first use: a called graph with banded envelopes never reads them. Complex
+        # custom filters keep their imaginary part, as the original's complex64 constant did
+        # (only the ERB filters, which are real, take the hand-written gradients).
+        self._filts = filts.astype(np.complex64 if np.iscomplexobj(filts) else np.float32)
         self._filters = self._groups = None
 
         if not self.rfft:
