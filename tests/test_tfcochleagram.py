@@ -278,6 +278,7 @@ def test_defaults_of_the_original():
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 10000, HIGH_LIM=8000), 'Nyquist'),
     (lambda: tc.cochleagram(np.zeros((4000,), np.float32), 20000), '2-D'),
     (lambda: tc.cochleagram(np.zeros((1, 2, 4000), np.float32), 20000), '2-D'),
+    (lambda: tc.cochleagram_stages(np.zeros((4000,), np.float32), 20000), '2-D'),
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='log'), 'compression'),
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, ENVSR=200), 'unknown'),
     (lambda: tc.cochleagram(np.zeros((1, 4000), np.float32), 20000, compression='linear'), 'linear_params'),
@@ -684,6 +685,11 @@ def test_reshape_kell2018_scales_the_batch_to_0_255_and_resizes_to_256():
     np.testing.assert_allclose(stages['scaled_cochleagram'].numpy(), scaled, rtol=0, atol=1e-3)
     np.testing.assert_allclose(stages['cochleagram'].numpy(), _tf1_bilinear(scaled, 256), rtol=0, atol=1e-3)
     np.testing.assert_allclose(graph(x).numpy(), stages['cochleagram'].numpy(), rtol=0, atol=1e-3)
+    # A cochleagram whose minimum is not 0 (the uncompressed one above has a silent corner):
+    # the batch's own minimum maps to 0.
+    shifted = CochleagramGraph(4000, 8000, rFFT=True, reshape_kell2018=True,
+                               **dict(SMALL, compression='linear', linear_params=[2.0, 3.0])).stages(x)
+    np.testing.assert_allclose(shifted['scaled_cochleagram'].numpy(), scaled, rtol=0, atol=1e-3)
 
 
 @pytest.mark.parametrize('rfft', [True, False])
@@ -776,6 +782,121 @@ def test_banded_envelopes_refuse_what_they_cannot_compute_in_one_line():
     with pytest.raises(ValueError, match='^filter 0 has a band with holes; use the full inverse FFT$'):
         BandedEnvelopes(holes, 2000, 10)
     assert BandedEnvelopes(band, 2000, 10).chains
+
+
+def test_downsample_impl_is_checked_in_one_line():
+    # Found by mutation (issue 25, fifth pass): no test gave a bad downsample_impl ('%' -> '/' in
+    # its refusal was a TypeError traceback).
+    with pytest.raises(ValueError, match=r"^downsample_impl must be one of \('blocked', 'conv2d'\), "
+                       r"got 'fast'$"):
+        CochleagramGraph(4000, 8000, downsample_impl='fast', **SMALL)
+    with pytest.raises(ValueError, match=r"^envelope_impl must be one of \('banded', 'full'\), got 'fast'$"):
+        CochleagramGraph(4000, 8000, envelope_impl='fast', **SMALL)
+
+
+def test_the_complex_path_drops_the_dc_bin_as_the_original_did():
+    """The original's analytic spectrum on the complex path (``make_step_tensor``): every
+    positive frequency doubled, even below 1 Hz, DC and negative frequencies zeroed. A filter of
+    ones on a 2 s waveform with an offset and a 0.5 Hz component (the first bin) therefore gives
+    the Hilbert envelope of the waveform without its mean (scipy's ``hilbert`` keeps the DC bin,
+    so it is taken of ``x - mean`` here)."""
+    T, sr = 16000, 8000
+    t = np.arange(T) / sr
+    parts = (np.sin(2 * np.pi * 500 * t) + 0.5 * np.cos(2 * np.pi * 520 * t + 0.3)
+             + 0.4 * np.sin(2 * np.pi * 0.5 * t))
+    x = (0.7 + parts)[None].astype(np.float32)
+    stages = tc.cochleagram_stages(x, sr, rFFT=False, custom_filts=np.ones((1, T)), **SMALL)
+    expected = np.abs(scipy.signal.hilbert(parts))  # whole periods: the mean is the offset
+    np.testing.assert_allclose(stages['envelopes_abs'].numpy()[0, 0, :, 0], expected, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize('rfft', [True, False])
+def test_envelopes_at_the_waveform_rate_are_not_filtered(rfft):
+    """``ENV_SR`` equal to the sampling rate: the original (``downsample_and_rectify``) takes the
+    envelopes as they are, no downsampling filter; the called graph gives the same."""
+    x = _two_waveforms()[:, :800]
+    params = dict(SMALL, ENV_SR=8000)
+    graph = CochleagramGraph(800, 8000, rFFT=rfft, **params)
+    assert graph.output_shape == (graph.n_filters, 800, 1)
+    stages = graph.stages(x)
+    np.testing.assert_array_equal(stages['cochleagram_preRELU'].numpy(), stages['envelopes_abs'].numpy())
+    np.testing.assert_allclose(graph(x).numpy(), stages['envelopes_abs'].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_figures_label_rows_by_centre_frequency_only_for_erb_filters():
+    """A cochleagram's figure rows are labelled with the ERB filters' centre frequencies (the
+    ones ``make_erb_cos_filters_nx`` returns, edge filters dropped as the graph drops them); a
+    layer with custom filters has no known centre frequencies, and its figure numbers rows."""
+    import keras
+    from types import SimpleNamespace
+    from model_metamers.plotting import cochleagram_axes
+
+    def axes(layer):
+        inp = keras.Input((4000,))
+        return cochleagram_axes(SimpleNamespace(model=keras.Model(inp, layer(inp))))
+
+    seconds, freqs = axes(tc.Cochleagram(8000, name='cochleagram', **SMALL))
+    _, cfs, _ = tc.make_erb_cos_filters_nx(4000, 8000, 10, 100, 3000, 4)
+    assert seconds == 1 / 400
+    np.testing.assert_array_equal(freqs, cfs[4:-4])
+    assert axes(tc.Cochleagram(8000, name='cochleagram', custom_filts=np.ones((2, 4000)), **SMALL)) is None
+
+
+def test_a_graph_refuses_another_length_and_takes_float64_waveforms():
+    """Calling a graph (or a layer, which calls it) with a waveform of another length is refused
+    in one line that names both lengths; a float64 waveform (numpy's default) gives the
+    cochleagram of its float32 values."""
+    graph = CochleagramGraph(4000, 8000, rFFT=True, **SMALL)
+    x = _two_waveforms()
+    for call in (graph, graph.stages):
+        with pytest.raises(ValueError, match=r'^this cochleagram was built for 4000 samples, got 3998; '):
+            call(x[:, :3998])
+        with pytest.raises(ValueError, match=r'^the waveform must be 2-D \[batch, samples\], got shape '):
+            call(x[0])
+    np.testing.assert_array_equal(graph(x.astype(np.float64)).numpy(), graph(x).numpy())
+
+
+@pytest.mark.parametrize('options', [dict(rFFT=False), dict(rFFT=False, pad_factor=2), dict(rFFT=True),
+                                     dict(rFFT=True, envelope_impl='full'), dict(rFFT=False, SMOOTH_ABS=True)],
+                         ids=['complex', 'complex-padded', 'rfft-banded', 'rfft-full', 'complex-smooth'])
+def test_hand_written_gradients_equal_tfs_generic_ones(options):
+    """The called graph's gradients (hand-written for the filter product, the inverse FFTs and
+    the modulus) against TF's own gradients of the plain ops (``fast_gradients`` off:
+    ``filters * spectrum``, ``ifft``, ``tf.abs``), on every path, not only the word networks':
+    a wrong gradient would give wrong metamers while every forward value stayed right."""
+    x = tf.constant(_two_waveforms())
+    grads = []
+    for fast in (True, False):
+        graph = CochleagramGraph(4000, 8000, **dict(SMALL, **options))
+        graph.fast_gradients = fast
+        r = np.random.default_rng(7).standard_normal((2,) + graph.output_shape).astype(np.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            coch = graph(x) if fast else graph.stages(x)['cochleagram']
+            loss = tf.reduce_sum(coch * r)
+        grads.append(tape.gradient(loss, x).numpy())
+    fast, generic = grads
+    assert np.abs(generic).max() > 0
+    # Measured 1.4e-7 to 2.4e-7 (float32 round-off; the banded path sums in another order).
+    assert np.linalg.norm(fast - generic) / np.linalg.norm(generic) < 2e-6
+
+
+def test_calls_with_the_same_settings_share_one_graph():
+    """``cochleagram`` builds the filterbank once per length, rate and settings (lists and
+    dicts compared by value); other settings get their own graph; arrays are built afresh."""
+    from tfcochleagram.graph import get_graph
+    kwargs = dict(SMALL, erb_filter_kwargs={'no_lowpass': True, 'no_highpass': True})
+    first = get_graph(4000, 8000, **kwargs)
+    assert get_graph(4000, 8000, **dict(kwargs, erb_filter_kwargs={'no_highpass': True, 'no_lowpass': True})) is first
+    assert get_graph(4000, 8000, **dict(SMALL, linear_params=[1, 2])) is get_graph(
+        4000, 8000, **dict(SMALL, linear_params=[1, 2]))
+    for other in (get_graph(4000, 16000, **kwargs), get_graph(8000, 8000, **kwargs),
+                  get_graph(4000, 8000, **dict(kwargs, N=12))):
+        assert other is not first
+    assert get_graph(4000, 8000, **dict(kwargs, N=12)).n_filters != first.n_filters
+    filters = np.ones((1, 4000))
+    assert get_graph(4000, 8000, custom_filts=filters, **SMALL) is not get_graph(
+        4000, 8000, custom_filts=filters, **SMALL)
 
 
 @pytest.mark.parametrize('rfft', [True, False])
