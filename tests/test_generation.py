@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ import scipy.io.wavfile
 
 from model_metamers import export_experiment, reports, results, transfer
 from model_metamers.audio import AudioLoadError
-from model_metamers.generation import GenerationError, GenerationSettings, expand_inputs, generate, plan_jobs
+from model_metamers.generation import (GenerationError, GenerationSettings, expand_inputs, generate, plan_jobs,
+                                       summary_table)
 from tests import toy_networks
 from tests.tb_events import tensorboard_events
 from tests.conftest import REPO
@@ -81,6 +83,60 @@ def test_output_contract(generated, sounds):
         assert os.path.exists(os.path.join(folder, stem + '_figure.png'))
     assert not glob.glob(os.path.join(folder, 'parts', '_state', '*', '*.state.h5'))
     assert not glob.glob(os.path.join(folder, '**', '*.tmp'), recursive=True)
+
+
+def _table_cells(table):
+    lines = table.splitlines()
+    return [re.split(r'\s{2,}', line.strip()) for line in [lines[0]] + lines[2:]]
+
+
+def test_the_rows_and_the_table_say_what_the_result_files_hold(tmp_path, net, sounds, generated):
+    """generate()'s rows, and the end-of-run table made of them, are the result files' record: the
+    same loss, rho, classes and verdict, the null's maximum that was used, the seed's group."""
+    null_path = str(tmp_path / 'null.h5')
+    with h5py.File(null_path, 'w') as f:
+        f.create_dataset('relu1/spearman', data=np.array([0.25, 0.5]))
+        f.create_dataset('logits/spearman', data=np.array([0.1, 0.9999999]))
+    rows = generate(_settings(tmp_path / 'out', sounds, seed=3, iterations=4, log_every=2,
+                              figures=False, null_distribution=null_path), network=net)
+    assert [(r['input'], r['layer']) for r in rows] == [(w, layer) for layer in ('relu1', 'logits')
+                                                        for w in ('word0', 'word1', 'word2')]
+    # a metamer of another class than its sound's, and both verdicts, among them
+    assert {r['same_class'] for r in rows} == {True, False} and {r['passed'] for r in rows} == {True, False}
+    cells = _table_cells(summary_table(rows))
+    assert cells[0] == ['input', 'layer', 'final_loss', 'spearman', 'null_max', 'same_class', 'passed', 'status']
+    for row, line in zip(rows, cells[1:]):
+        with h5py.File(str(tmp_path / 'out' / 'toy_audio' / (row['input'] + '.h5')), 'r') as f:
+            group = f[row['layer'] + '@seed3']
+            attrs, loss = dict(group.attrs), group['loss'][()]
+            natural, metamer = group['natural'][()], group['metamer'][()]
+        null_max = {'relu1': 0.5, 'logits': 0.9999999}[row['layer']]
+        assert row['seed'] == 3 and not row['skipped'] and row['note'] == ''
+        assert row['loss'] == loss[-1] == attrs['final_loss']
+        assert row['spearman'] == attrs['spearman_matched']
+        assert row['same_class'] == attrs['same_class'] and row['passed'] == attrs['passed']
+        assert row['passed'] == (bool(attrs['same_class']) and attrs['spearman_matched'] > null_max)
+        assert row['null_max'] == pytest.approx(null_max) and row['class_only'] is False
+        assert row['status'] == attrs['status'] == 'finished'
+        assert (row['natural_class'], row['metamer_class']) == (attrs['natural_class_name'],
+                                                                attrs['metamer_class_name'])
+        # the toy network's classes, in the order of its logits
+        names = ['null', 'w1', 'w2', 'w3', 'w4']
+        assert row['natural_class'] == names[int(np.argmax(net.logits(natural[None])))]
+        assert row['metamer_class'] == names[int(np.argmax(net.logits(metamer[None])))]
+        for name in ('pearson', 'null_max_pearson', 'snr_db', 'null_max_snr_db'):
+            assert np.isnan(row[name]), name  # the 2023 measures: not computed by the 2019 rule
+        assert line == [row['input'], row['layer'] + '@seed3', '%.4g' % loss[-1],
+                        '%.4f' % attrs['spearman_matched'], '%.4f' % null_max, str(bool(attrs['same_class'])),
+                        str(bool(row['passed'])), 'finished']
+    # Without a null only the class was judged: no null maximum, and a pass reads 'class only'.
+    _, plain = generated
+    for row, line in zip(plain, _table_cells(summary_table(plain))[1:]):
+        assert np.isnan(row['null_max']) and row['class_only'] is True
+        assert line[4] == '-' and line[6] == ('class only' if row['passed'] else 'False')
+    skipped = generate(_settings(tmp_path / 'out', sounds[:1], seed=3, iterations=4, log_every=2, figures=False,
+                                 layers=['relu1'], null_distribution=null_path), network=net)
+    assert skipped[0]['skipped'] and _table_cells(summary_table(skipped))[1][-1] == 'finished (skipped: done before)'
 
 
 def test_rerun_skips_finished_work(generated, net, sounds):
