@@ -139,6 +139,44 @@ def test_the_rows_and_the_table_say_what_the_result_files_hold(tmp_path, net, so
     assert skipped[0]['skipped'] and _table_cells(summary_table(skipped))[1][-1] == 'finished (skipped: done before)'
 
 
+def test_a_figure_is_drawn_again_only_when_its_result_is_newer(tmp_path, net, sounds, monkeypatch):
+    from model_metamers import plotting
+    drawn = []
+
+    def draw(network, result_path, out_path):
+        drawn.append((os.path.basename(result_path), os.path.basename(out_path)))
+        with open(out_path, 'wb') as f:
+            f.write(b'figure')
+
+    monkeypatch.setattr(plotting, 'result_figure', draw)
+    folder = tmp_path / 'toy_audio'
+
+    def run(**kw):
+        del drawn[:]
+        said = []
+        generate(_settings(tmp_path, sounds[:2], layers=['relu1'], iterations=4, log_every=2, **kw),
+                 network=net, log=said.append)
+        return said
+
+    run(figures=False)
+    assert drawn == [] and not list(folder.glob('*_figure.png'))
+    run()  # results there, no figure yet: both drawn
+    assert drawn == [('word0.h5', 'word0_figure.png'), ('word1.h5', 'word1_figure.png')]
+    run()  # figures newer than their results: none drawn again
+    assert drawn == []
+    old = os.path.getmtime(folder / 'word1.h5') - 60
+    os.utime(folder / 'word1_figure.png', (old, old))  # a figure older than its result
+    run()
+    assert drawn == [('word1.h5', 'word1_figure.png')]
+
+    def no_matplotlib(*args):
+        raise ImportError('No module named matplotlib')
+
+    monkeypatch.setattr(plotting, 'result_figure', no_matplotlib)
+    os.remove(folder / 'word0_figure.png')
+    assert 'matplotlib is not installed: no figure (pip install model_metamers[plots])' in run()
+
+
 def test_rerun_skips_finished_work(generated, net, sounds):
     out, _ = generated
     rows = generate(_settings(out, sounds), network=net)
