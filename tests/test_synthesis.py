@@ -190,6 +190,23 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_snapshot():
     assert np.all(np.isfinite(synth.metamer))
 
 
+def test_a_run_that_diverges_at_its_first_log_keeps_its_noise_and_no_snapshot():
+    net = toy_network('audio')
+    nat = natural_images(2)
+    synth = MetamerSynthesizer(net, nat, 'logits', learning_rate=1e38, log_every=5, seed=0)
+    with pytest.warns(RuntimeWarning, match='non-finite'):
+        synth.synthesize(200)
+    assert synth.status == 'diverged' and synth.history['step'] == [0, 5] and synth.stopped_at == [5, 5]
+    for k in range(2):
+        record = synth.record(k)
+        # the last finite state is the start: the noise of iteration 0
+        np.testing.assert_array_equal(record['metamer'], synth.initial[k])
+        assert record['snapshots'].shape == (0, 48) and record['snapshots'].dtype == np.float32
+        assert record['snapshot_steps'].size == 0 and record['iterations'] == 5
+        assert record['status'] == 'diverged' and 'iteration 0' in record['message']
+        assert record['loss_steps'].tolist() == [0, 5] and record['elapsed_s'] > 0
+
+
 def test_logs_and_snapshots_follow_the_original_loop():
     net = toy_network()
     synth = MetamerSynthesizer(net, natural_images(1), 'relu2', log_every=40)
@@ -216,6 +233,8 @@ def test_read_only_views_match_the_history_and_the_per_stimulus_record():
         np.testing.assert_allclose(record['grad_norm'], synth.gradient_norm[:, k], rtol=1e-6)
         np.testing.assert_allclose(record['change_norm'], synth.change_norm[:, k], rtol=1e-6)
         np.testing.assert_array_equal(record['loss'], synth.losses[:, k])
+        # the run's time to its end (100 iterations), logged at its last log, not at an earlier one
+        assert record['elapsed_s'] == synth.history['time_s'][3] > synth.history['time_s'][2] > 0
     for name in ('losses', 'gradient_norm', 'from_stage', 'learning_rates'):
         with pytest.raises(AttributeError):
             setattr(synth, name, None)
@@ -579,6 +598,12 @@ def test_each_stimulus_stops_at_the_first_log_where_its_loss_fell_by_less_than_t
         np.testing.assert_allclose(record['loss'], loss[:steps.index(expected[k]) + 1, k], rtol=1e-5)
         np.testing.assert_allclose(record['metamer'], free.snapshots[free.snapshot_steps.index(expected[k])][k],
                                    atol=1e-5)
+    # A relative decrease is at most 100 %: below a threshold of 2 at the first log where the rule
+    # can be judged, iteration `window` (by default one log interval).
+    for stop_window, first in ((window, window), (None, 10)):
+        early = MetamerSynthesizer(net, nat, 'logits', **kwargs)
+        early.synthesize(300, stop_threshold=2.0, stop_window=stop_window)
+        assert early.stopped_at == [first] * 3 and early.step == first
     with pytest.raises(SynthesisError, match='multiple of log_every'):
         MetamerSynthesizer(net, nat, 'logits', **kwargs).synthesize(100, stop_threshold=0.1, stop_window=15)
 
