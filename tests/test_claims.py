@@ -41,14 +41,16 @@ with strategy.scope():
     net = toy_network('audio')
 nat = natural_images(4) - 0.5
 for procedure, lr in (('feather2019', 0.01), ('feather2023', 0.05)):
+    said = {'plain': [], 'split': []}
     plain = MetamerSynthesizer(net, nat, 'relu2', procedure=procedure, learning_rate=lr, log_every=10)
-    plain.synthesize(30)
+    plain.synthesize(30, progress=lambda step, n, loss, rate: said['plain'].append(loss), progress_every=10)
     split = MetamerSynthesizer(net, nat, 'relu2', procedure=procedure, learning_rate=lr, log_every=10,
                                strategy=strategy)
-    split.synthesize(30)
+    split.synthesize(30, progress=lambda step, n, loss, rate: said['split'].append(loss), progress_every=10)
     out[procedure] = dict(diff=float(np.max(np.abs(split.metamer - plain.metamer))),
                           moved=float(np.max(np.abs(plain.metamer - split.initial))),
-                          loss_diff=float(np.max(np.abs(split.loss - plain.loss) / plain.loss)))
+                          loss_diff=float(np.max(np.abs(split.loss - plain.loss) / plain.loss)),
+                          progress=said)
 print('RESULT ' + json.dumps(out))
 '''
 
@@ -65,6 +67,10 @@ def test_a_batch_split_over_two_replicas_equals_the_unsplit_batch():
         assert out[procedure]['moved'] > 1e-3  # the runs did something
         assert out[procedure]['diff'] < 1e-6, procedure
         assert out[procedure]['loss_diff'] < 1e-5, procedure
+        # the progress line's mean loss: the replicas' losses summed, over the whole batch
+        said = out[procedure]['progress']
+        assert len(said['split']) == len(said['plain']) == 3
+        np.testing.assert_allclose(said['split'], said['plain'], rtol=1e-5)
 
 
 # generation.py shares each batch among the GPUs when more than one is visible and the batch divides

@@ -3,6 +3,7 @@
 import os
 import time
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -178,6 +179,14 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path):
     assert shorter.step == 0
     loaded = MetamerSynthesizer.load(state, net)
     np.testing.assert_array_equal(loaded.metamer, full.metamer)
+    # Without checkpoint_every the state is saved at every log: a run killed at iteration 30,
+    # before that iteration's save, resumes from 20.
+    by_default = str(tmp_path / 'default.state.h5')
+    with pytest.raises(Killed):
+        MetamerSynthesizer(net, nat, 'relu1', log_every=10, seed=3).synthesize(
+            50, checkpoint_path=by_default, progress=kill_at_30, progress_every=10)
+    with h5py.File(by_default, 'r') as f:
+        assert f.attrs['step'] == 20
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_snapshot():
