@@ -135,7 +135,8 @@ def resolve_weights(network_name, weights, log=None):
 
 
 def weights_fingerprint(weights):
-    """SHA-1 of the weight file(s) ``weights`` names, or ``'random'``.
+    """SHA-1 of the weight file(s) ``weights`` names (over each file's base name, then its bytes,
+    in name order), or ``'random'``.
 
     A ``.weights.h5`` or V1 checkpoint is one file; a V2 checkpoint prefix is
     every ``<prefix>.*`` file. Results record it, so that a rerun after the

@@ -210,6 +210,42 @@ def test_keras_applications_example_of_the_readme_runs(tmp_path, monkeypatch):
     assert os.path.exists(tmp_path / 'metamers_out' / 'resnet50' / 'airplane.h5')
 
 
+def test_generate_records_the_weights_of_a_network_given_to_it_built(tmp_path):
+    """generate(settings, network=...) with a network built in a notebook: a user's own model is
+    recorded by its name and a SHA-1 of its weight values (a retrained model is not mistaken for
+    the old one); a registered network by the weights argument and the SHA-1 of that file."""
+    from model_metamers.generation import GenerationSettings, generate
+    from tests import toy_networks
+
+    picture = os.path.join(REPO, 'model_metamers', 'data', 'airplane.png')
+
+    def attrs_of(net, folder, layer, inputs=(picture,), **kw):
+        generate(GenerationSettings(inputs=list(inputs), layers=[layer], iterations=2, log_every=1,
+                                    output_dir=str(tmp_path / folder), progress=False, figures=False, **kw),
+                 network=net)
+        stem = os.path.splitext(os.path.basename(inputs[0]))[0]
+        with h5py.File(str(tmp_path / folder / net.name / (stem + '.h5')), 'r') as f:
+            return dict(f[layer].attrs)
+
+    first = attrs_of(MetamerNetwork.from_keras(tiny_cnn(seed=0), layers=['relu2']), 'a', 'relu2')
+    same = attrs_of(MetamerNetwork.from_keras(tiny_cnn(seed=0), layers=['relu2']), 'b', 'relu2')
+    retrained = attrs_of(MetamerNetwork.from_keras(tiny_cnn(seed=1), layers=['relu2']), 'c', 'relu2')
+    assert first['weights'] == same['weights'] == retrained['weights'] == 'tiny'  # the Keras model's name
+    assert re.fullmatch('[0-9a-f]{40}', first['weights_sha1'])
+    assert first['weights_sha1'] == same['weights_sha1'] != retrained['weights_sha1']
+
+    toy = toy_networks.build_toy_audio()
+    weights = str(tmp_path / 'toy.weights.h5')
+    toy.model.save_weights(weights)
+    sound = toy_networks.write_toy_sounds(tmp_path, 1, 0, 'noise')
+    saved = attrs_of(toy, 'd', 'relu1', network='toy_audio', weights=weights, inputs=sound)
+    with open(weights, 'rb') as f:  # the SHA-1 of each weight file's name and then its bytes
+        assert saved['weights'] == weights
+        assert saved['weights_sha1'] == hashlib.sha1(b'toy.weights.h5' + f.read()).hexdigest()
+    drawn = attrs_of(toy, 'e', 'relu1', network='toy_audio', weights='random', inputs=sound)
+    assert drawn['weights'] == drawn['weights_sha1'] == 'random'
+
+
 # ------------------------------------------------------------------ the command line
 def _cli(args, cwd):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH='')
