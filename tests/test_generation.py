@@ -177,6 +177,23 @@ def test_a_figure_is_drawn_again_only_when_its_result_is_newer(tmp_path, net, so
     assert 'matplotlib is not installed: no figure (pip install model_metamers[plots])' in run()
 
 
+def test_what_loading_a_network_by_name_reports_is_said(tmp_path, sounds, monkeypatch):
+    """A network loaded by name may report checkpoint variables it skipped: the run's log says it."""
+    from model_metamers import networks
+    real = networks.load
+
+    def load(name, weights, log, **kw):
+        network, weights, weights_id = real(name, weights, log, **kw)
+        network.info['weights_report'] = 'skipped 2 checkpoint variables: global_step, beta1_power'
+        return network, weights, weights_id
+
+    monkeypatch.setattr(networks, 'load', load)
+    said = []
+    rows = generate(_settings(tmp_path, sounds[:1], layers=['relu1'], iterations=2, log_every=1, figures=False),
+                    log=said.append)
+    assert len(rows) == 1 and 'skipped 2 checkpoint variables: global_step, beta1_power' in said
+
+
 def test_rerun_skips_finished_work(generated, net, sounds):
     out, _ = generated
     rows = generate(_settings(out, sounds), network=net)
