@@ -62,6 +62,9 @@ MUTATE ?= model_metamers/synthesis,model_metamers/validation.py,model_metamers/g
 MUTATION_TESTS ?= tests/test_synthesis.py tests/test_validation.py tests/test_generation.py \
     tests/test_generation_faults.py tests/test_resume.py tests/test_null_distribution.py tests/test_tfcochleagram.py
 MUTATION_TIMEOUT ?= 0
+# Seconds after which one mutant's test run is stopped and counted as killed (0: mutmut's own
+# limit, ten times the unmutated run); tools/mutation_runner.sh says why.
+MUTATION_TEST_LIMIT ?= 0
 MUTATION_ONLY ?=
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[mutation]'
@@ -69,7 +72,7 @@ mutation: $(STAMP)
 	$(if $(MUTATION_ONLY),$(PY) tools/mutation_patch.py $(MUTATION_ONLY) > .mutmut-only.patch)
 	-timeout -s INT -k 60 $(MUTATION_TIMEOUT) nice $(PY) -m mutmut run --paths-to-mutate=$(MUTATE) \
 	    $(if $(MUTATION_ONLY),--use-patch-file=.mutmut-only.patch) \
-	    --runner="$(PY) -m pytest -x -q -p no:cacheprovider -m 'not slow' $(MUTATION_TESTS)" \
+	    --runner="sh tools/mutation_runner.sh $(MUTATION_TEST_LIMIT) $(PY) -m pytest -x -q -p no:cacheprovider -m 'not slow' $(MUTATION_TESTS)" \
 	    --tests-dir=tests --no-progress
 	# A box stopped in the middle of a mutant can leave it in place with the original beside it
 	# (mutmut's FILE.py.bak): put every such original back.

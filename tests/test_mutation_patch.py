@@ -24,3 +24,19 @@ def test_each_file_of_the_patch_keeps_its_own_lines(tmp_path, monkeypatch):
     assert added == {'a.py': {1, 2, 3, 4, 5}, 'b.py': {5, 6}}
     with pytest.raises(SystemExit, match='b.py has no function or class nope'):
         mutation_patch.patch(['b.py:nope'])
+
+
+def test_a_mutants_tests_stopped_by_the_time_limit_count_as_a_kill():
+    """mutmut takes every exit status but 1 for a survivor: tools/mutation_runner.sh turns a run
+    stopped after its limit into 1 and passes the others through."""
+    import subprocess
+
+    runner = os.path.join(REPO, 'tools', 'mutation_runner.sh')
+
+    def status(*command):
+        return subprocess.run(['sh', runner] + list(command), capture_output=True).returncode
+
+    assert status('1', 'sleep', '10') == 1  # a mutant whose tests never end: killed
+    assert status('5', 'true') == 0  # the tests passed: a survivor
+    assert status('0', 'sh', '-c', 'exit 2') == 2  # pytest's own error: left to be checked by hand
+    assert status('0', 'sh', '-c', 'exit 1') == 1
