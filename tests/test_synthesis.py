@@ -548,6 +548,26 @@ def test_a_resumed_batch_keeps_its_stopped_stimulus_as_it_stopped(tmp_path):
     assert loaded.step == 40 and loaded.learning_rate == 0.01 and loaded.log_every == 10
 
 
+def test_a_state_of_another_schedule_or_noise_is_refused_by_name(tmp_path):
+    """Only a state that lacks a key added later (issue 20) is excused that key; a state that
+    records another stage count, or another initial noise, belongs to another run."""
+    net = toy_network()
+    nat = natural_images(1)
+
+    def run(stages):
+        return MetamerSynthesizer(net, nat, 'relu1', procedure='feather2023', learning_rate=0.05, log_every=2,
+                                  seed=3, stage_iterations=2, stages=stages)
+
+    state = str(tmp_path / 'run.state.h5')
+    run(2).synthesize(2, checkpoint_path=state)
+    with pytest.raises(SynthesisError, match=r'differs in: stages\)'):
+        run(3).synthesize(4, checkpoint_path=state)
+    other_noise = run(2)
+    other_noise.initial_noise = 'white'
+    with pytest.raises(SynthesisError, match=r'differs in: initial_noise\)'):
+        other_noise.synthesize(4, checkpoint_path=state)
+
+
 def test_a_state_file_of_an_earlier_version_is_resumed(tmp_path):
     """States written before issue 20 (no initial_noise / stages in the config) and before stimuli
     stopped one by one (no active, stopped_at, last_good_steps) still resume, not start over."""
