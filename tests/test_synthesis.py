@@ -1,5 +1,6 @@
 """The synthesis engine on small networks: the original procedure exactly, batching, resume."""
 
+import json
 import os
 import time
 
@@ -566,6 +567,29 @@ def test_a_state_of_another_schedule_or_noise_is_refused_by_name(tmp_path):
     other_noise.initial_noise = 'white'
     with pytest.raises(SynthesisError, match=r'differs in: initial_noise\)'):
         other_noise.synthesize(4, checkpoint_path=state)
+    # A setting this version does not know (a state written by a later one) is not ignored.
+    with h5py.File(state, 'a') as f:
+        config = json.loads(f.attrs['config'])
+        config['later_setting'] = 1
+        f.attrs['config'] = json.dumps(config, sort_keys=True)
+    with pytest.raises(SynthesisError, match=r'differs in: later_setting\)'):
+        run(2).synthesize(4, checkpoint_path=state)
+
+
+def test_load_rebuilds_a_run_that_started_from_a_given_stimulus(tmp_path):
+    net = toy_network()
+    nat = natural_images(1)
+    start = np.full((1, 48), 0.5, np.float32)  # no seeded noise: the caller's own start
+    state = str(tmp_path / 'run.state.h5')
+    with pytest.raises(_Killed):
+        MetamerSynthesizer(net, nat, 'relu1', log_every=5, initial=start).synthesize(
+            20, checkpoint_path=state, progress=_kill_at(10), progress_every=5)
+    whole = MetamerSynthesizer(net, nat, 'relu1', log_every=5, initial=start)
+    whole.synthesize(20)
+    loaded = MetamerSynthesizer.load(state, net)
+    np.testing.assert_array_equal(loaded.initial, start)
+    loaded.synthesize(20)
+    np.testing.assert_array_equal(loaded.metamer, whole.metamer)
 
 
 def test_a_state_file_of_an_earlier_version_is_resumed(tmp_path):
