@@ -207,6 +207,7 @@ def test_a_run_that_diverges_at_its_first_log_keeps_its_noise_and_no_snapshot():
     with pytest.warns(RuntimeWarning, match='non-finite'):
         synth.synthesize(200)
     assert synth.status == 'diverged' and synth.history['step'] == [0, 5] and synth.stopped_at == [5, 5]
+    assert synth.snapshot_steps == [] and synth.snapshots == []
     for k in range(2):
         record = synth.record(k)
         # the last finite state is the start: the noise of iteration 0
@@ -665,8 +666,12 @@ def test_progress_reports_the_mean_loss_of_the_step_it_just_took():
     net = toy_network('audio')
     synth = MetamerSynthesizer(net, natural_images(2) - 0.5, 'relu1', learning_rate=0.01, log_every=1)
     calls = []
+    began = time.perf_counter()
     synth.synthesize(5, progress=lambda *args: calls.append(args), progress_every=1)
+    wall = time.perf_counter() - began
     assert [c[:2] for c in calls] == [(s, 5) for s in range(1, 6)]
+    # iterations per second: one iteration per call, each taking less than the whole run
+    assert all(c[3] * wall >= 1 for c in calls), (wall, calls)
     # The loss of the update that led to step s is the one logged at step s - 1; the mean over the batch.
     np.testing.assert_allclose([c[2] for c in calls], synth.loss[:5].mean(axis=1), rtol=1e-5)
     assert all(c[3] > 0 for c in calls)
