@@ -5,6 +5,7 @@ here (numpy / scipy / a hand-written TF loop), not with the package's functions.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -313,8 +314,16 @@ def test_generation_records_the_2023_run(tmp_path):
     assert row['passed'] == int(attrs['passed'])
     with open(paths['markdown']) as f:
         assert 'max_null_snr_db_2023' in f.read()
-    table = summary_table(rows)
-    assert 'snr_db_2023' in table and 'null_max_r' in table and ('%.2f' % attrs['null_max_snr_db']) in table
+    # The run's rows and end-of-run table: the 2023 measures, each beside its null's maximum.
+    measures = {'pearson': 'pearson_matched', 'null_max_pearson': 'null_max_pearson',
+                'snr_db': 'snr_db_matched', 'null_max_snr_db': 'null_max_snr_db'}
+    assert {k: rows[0][k] for k in measures} == {k: attrs[name] for k, name in measures.items()}
+    lines = summary_table(rows).splitlines()
+    head, cells = (re.split(r'\s{2,}', lines[i].strip()) for i in (0, 2))
+    assert head == ['input', 'layer', 'final_loss', 'spearman', 'null_max', 'pearson', 'null_max_r', 'snr_db_2023',
+                    'null_max_snr', 'same_class', 'passed', 'status']
+    assert cells[5:9] == ['%.4f' % attrs['pearson_matched'], '%.4f' % attrs['null_max_pearson'],
+                          '%.2f' % attrs['snr_db_matched'], '%.2f' % attrs['null_max_snr_db']]
     with pytest.raises(GenerationError, match='feather2023'):
         generate(GenerationSettings(network='toy_audio', weights='random', inputs=[sound], stages=2,
                                     output_dir=str(tmp_path / 'x')), network=net)

@@ -233,6 +233,13 @@ def test_generate_records_the_weights_of_a_network_given_to_it_built(tmp_path):
     assert first['weights'] == same['weights'] == retrained['weights'] == 'tiny'  # the Keras model's name
     assert re.fullmatch('[0-9a-f]{40}', first['weights_sha1'])
     assert first['weights_sha1'] == same['weights_sha1'] != retrained['weights_sha1']
+    # A model file loaded in the notebook: recorded by the file it came from and that file's SHA-1.
+    path = tmp_path / 'tiny_cnn.keras'
+    tiny_cnn(seed=0).save(str(path))
+    loaded, _, _ = custom.load(str(path))
+    from_file = attrs_of(loaded, 'f', 'relu2')
+    assert from_file['weights'] == str(path)
+    assert from_file['weights_sha1'] == hashlib.sha1(path.read_bytes()).hexdigest()
 
     toy = toy_networks.build_toy_audio()
     weights = str(tmp_path / 'toy.weights.h5')
