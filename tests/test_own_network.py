@@ -253,6 +253,29 @@ def test_generate_records_the_weights_of_a_network_given_to_it_built(tmp_path):
     assert drawn['weights'] == drawn['weights_sha1'] == 'random'
 
 
+def test_generation_passes_the_front_end_and_modality_of_a_model_file(tmp_path):
+    """--front_end / --modality (GenerationSettings) reach the loading of a user's model file: a
+    model that takes kws cochleagrams makes waveform metamers; called an image model, it is refused."""
+    from model_metamers.generation import GenerationSettings, generate
+
+    coch = keras.Input((52, 100, 1))
+    x = keras.layers.Conv2D(4, 3, padding='same', activation='relu', name='conv1')(coch)
+    path = str(tmp_path / 'coch_model.keras')
+    keras.Model(coch, keras.layers.Dense(3, name='logits')(keras.layers.Flatten()(x))).save(path)
+    sound = os.path.join(REPO, 'model_metamers', 'data', 'demo_keyword_yes.wav')
+
+    def settings(**kw):
+        return GenerationSettings(network=path, inputs=[sound], layers=['conv1'], iterations=2, log_every=1,
+                                  output_dir=str(tmp_path / 'out'), progress=False, figures=False,
+                                  null_distribution='none', **kw)
+
+    generate(settings(front_end='kws', modality='audio'), log=lambda line: None)
+    with h5py.File(str(tmp_path / 'out' / 'coch_model' / 'demo_keyword_yes.h5'), 'r') as f:
+        assert f['conv1']['metamer'].shape == (16000,)  # a waveform at the front end's 16 kHz
+    with pytest.raises(UserError, match='image models must take square RGB images'):
+        generate(settings(front_end='kws', modality='image'), log=lambda line: None)
+
+
 # ------------------------------------------------------------------ the command line
 def _cli(args, cwd):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH='')
