@@ -25,13 +25,15 @@ DATA = os.path.join(REPO, 'model_metamers', 'data')
 
 # Logical devices must be configured before TensorFlow initialises its runtime, which the test
 # session has already done: the split runs in a fresh interpreter.
-_SPLIT_SCRIPT = r'''
+_TWO_CPUS = r'''
 import json, sys
 import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+'''
+_SPLIT_SCRIPT = _TWO_CPUS + r'''
 from model_metamers.synthesis import MetamerSynthesizer
 from tests.test_synthesis import natural_images, toy_network
 out = {}
@@ -55,13 +57,18 @@ print('RESULT ' + json.dumps(out))
 '''
 
 
-def test_a_batch_split_over_two_replicas_equals_the_unsplit_batch():
+def _run_script(script, *args):
+    """Run ``script`` in a fresh interpreter; the JSON it printed after ``RESULT ``."""
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
-    run = subprocess.run([sys.executable, '-c', _SPLIT_SCRIPT], cwd=REPO, env=env,
+    run = subprocess.run([sys.executable, '-c', script] + list(args), cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)
     lines = [line for line in run.stdout.splitlines() if line.startswith('RESULT ')]
     assert run.returncode == 0 and lines, run.stderr[-3000:]
-    out = json.loads(lines[-1][len('RESULT '):])
+    return json.loads(lines[-1][len('RESULT '):])
+
+
+def test_a_batch_split_over_two_replicas_equals_the_unsplit_batch():
+    out = _run_script(_SPLIT_SCRIPT)
     assert out['replicas'] == 2  # two stimuli on each logical CPU, not one replica holding all four
     for procedure in ('feather2019', 'feather2023'):
         assert out[procedure]['moved'] > 1e-3  # the runs did something
@@ -78,23 +85,16 @@ def test_a_batch_split_over_two_replicas_equals_the_unsplit_batch():
 # lists them where generation asks for GPUs. Three inputs at batch size 2: the first batch (2
 # stimuli) runs on two replicas, the last (1 stimulus) does not divide and runs unsplit. At batch
 # size 3 no batch divides, so no strategy is made at all.
-_GENERATION_SPLIT_SCRIPT = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices('CPU')[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+_GENERATION_SPLIT_SCRIPT = _TWO_CPUS + r"""
 listed = tf.config.list_logical_devices
 from model_metamers import generation, results
 from tests import toy_networks
 seen = []
 class Recording(generation.MetamerSynthesizer):
     def __init__(self, *args, strategy=None, **kwargs):
-        seen.append((self_batch(args), None if strategy is None else strategy.num_replicas_in_sync))
+        # args: (network, natural [batch] + shape, layer)
+        seen.append((int(args[1].shape[0]), None if strategy is None else strategy.num_replicas_in_sync))
         super().__init__(*args, strategy=strategy, **kwargs)
-def self_batch(args):
-    return int(args[1].shape[0])
 generation.MetamerSynthesizer = Recording
 out, folder = {}, sys.argv[1]
 sounds = toy_networks.write_toy_sounds(__import__('pathlib').Path(folder), 3, 0, 'noise')
@@ -114,12 +114,7 @@ print('RESULT ' + json.dumps(out))
 
 
 def test_generation_shares_a_batch_among_devices_only_when_it_divides(tmp_path):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
-    run = subprocess.run([sys.executable, '-c', _GENERATION_SPLIT_SCRIPT, str(tmp_path)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
-    lines = [line for line in run.stdout.splitlines() if line.startswith('RESULT ')]
-    assert run.returncode == 0 and lines, run.stderr[-3000:]
-    out = json.loads(lines[-1][len('RESULT '):])
+    out = _run_script(_GENERATION_SPLIT_SCRIPT, str(tmp_path))
     # (stimuli in the batch, replicas sharing it or None)
     assert out['split']['batches'] == [[2, 2], [1, None]]
     assert out['plain']['batches'] == [[2, None], [1, None]]
