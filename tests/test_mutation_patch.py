@@ -40,3 +40,4 @@ def test_a_mutants_tests_stopped_by_the_time_limit_count_as_a_kill():
     assert status('5', 'true') == 0  # the tests passed: a survivor
     assert status('0', 'sh', '-c', 'exit 2') == 2  # pytest's own error: left to be checked by hand
     assert status('0', 'sh', '-c', 'exit 1') == 1
+    assert status('0', 'sh', '-c', 'exit 137') == 137  # killed by something else, without a limit
